@@ -1,0 +1,230 @@
+//! Trace export requests → rows of the `spans` table.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Int64Builder, StringBuilder, TimestampNanosecondBuilder, UInt32Builder,
+};
+use arrow::error::ArrowError;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
+use serde_json::{Value as Json, json};
+use vigil_store::{Signal, schema::schema};
+
+use super::Converted;
+use super::common::{CommonColumns, Origin, RowKey, nanos};
+use super::correlation::{self, CorrelationIndex};
+use super::values::{attributes_json, hex_id};
+
+struct Ids {
+    trace: String,
+    span: String,
+    parent: String,
+}
+
+fn ids(span: &Span) -> Result<Ids, String> {
+    let trace = hex_id(&span.trace_id, 16, "trace_id", true)?;
+    let span_hex = hex_id(&span.span_id, 8, "span_id", true)?;
+    let parent = hex_id(&span.parent_span_id, 8, "parent_span_id", false)?;
+    Ok(Ids {
+        trace,
+        span: span_hex,
+        parent,
+    })
+}
+
+fn kind_name(kind: i32) -> &'static str {
+    match SpanKind::try_from(kind).unwrap_or(SpanKind::Unspecified) {
+        SpanKind::Unspecified => "UNSPECIFIED",
+        SpanKind::Internal => "INTERNAL",
+        SpanKind::Server => "SERVER",
+        SpanKind::Client => "CLIENT",
+        SpanKind::Producer => "PRODUCER",
+        SpanKind::Consumer => "CONSUMER",
+    }
+}
+
+fn status_name(code: i32) -> &'static str {
+    match StatusCode::try_from(code).unwrap_or(StatusCode::Unset) {
+        StatusCode::Unset => "UNSET",
+        StatusCode::Ok => "OK",
+        StatusCode::Error => "ERROR",
+    }
+}
+
+fn events_json(span: &Span) -> String {
+    let events: Vec<Json> = span
+        .events
+        .iter()
+        .map(|e| {
+            json!({
+                "time_unix_nano": e.time_unix_nano,
+                "name": e.name,
+                "attributes": attributes_json(&e.attributes),
+                "dropped_attributes_count": e.dropped_attributes_count,
+            })
+        })
+        .collect();
+    Json::Array(events).to_string()
+}
+
+fn links_json(span: &Span) -> String {
+    let links: Vec<Json> = span
+        .links
+        .iter()
+        .map(|l| {
+            json!({
+                "trace_id": hex_id(&l.trace_id, 16, "link trace_id", false).unwrap_or_else(|_| hex::encode(&l.trace_id)),
+                "span_id": hex_id(&l.span_id, 8, "link span_id", false).unwrap_or_else(|_| hex::encode(&l.span_id)),
+                "trace_state": l.trace_state,
+                "attributes": attributes_json(&l.attributes),
+                "flags": l.flags,
+                "dropped_attributes_count": l.dropped_attributes_count,
+            })
+        })
+        .collect();
+    Json::Array(links).to_string()
+}
+
+#[derive(Default)]
+struct SpanColumns {
+    common: CommonColumns,
+    end_time: TimestampNanosecondBuilder,
+    duration: Int64Builder,
+    parent: StringBuilder,
+    name: StringBuilder,
+    kind: StringBuilder,
+    status_code: StringBuilder,
+    status_message: StringBuilder,
+    trace_state: StringBuilder,
+    flags: UInt32Builder,
+    events: StringBuilder,
+    links: StringBuilder,
+    dropped_attributes: UInt32Builder,
+    dropped_events: UInt32Builder,
+    dropped_links: UInt32Builder,
+}
+
+impl SpanColumns {
+    fn push(&mut self, origin: &Origin, span: &Span, ids: &Ids, cid: Option<&str>) {
+        let start = nanos(span.start_time_unix_nano);
+        let end = nanos(span.end_time_unix_nano);
+        let key = RowKey {
+            time: start,
+            trace_id: &ids.trace,
+            span_id: &ids.span,
+            correlation_id: cid,
+        };
+        self.common.push(origin, key, &span.attributes);
+        self.end_time.append_value(end);
+        self.duration.append_value(end.saturating_sub(start).max(0));
+        self.parent.append_value(&ids.parent);
+        self.name.append_value(&span.name);
+        self.kind.append_value(kind_name(span.kind));
+        let status = span.status.as_ref();
+        self.status_code
+            .append_value(status_name(status.map_or(0, |s| s.code)));
+        self.status_message
+            .append_value(status.map_or("", |s| s.message.as_str()));
+        self.trace_state.append_value(&span.trace_state);
+        self.flags.append_value(span.flags);
+        self.events.append_value(events_json(span));
+        self.links.append_value(links_json(span));
+        self.dropped_attributes
+            .append_value(span.dropped_attributes_count);
+        self.dropped_events.append_value(span.dropped_events_count);
+        self.dropped_links.append_value(span.dropped_links_count);
+    }
+
+    fn finish(mut self) -> Result<arrow::array::RecordBatch, ArrowError> {
+        let middle: Vec<ArrayRef> = vec![
+            Arc::new(self.end_time.with_timezone("UTC").finish()),
+            Arc::new(self.duration.finish()),
+            Arc::new(self.parent.finish()),
+            Arc::new(self.name.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.status_code.finish()),
+            Arc::new(self.status_message.finish()),
+            Arc::new(self.trace_state.finish()),
+            Arc::new(self.flags.finish()),
+            Arc::new(self.events.finish()),
+            Arc::new(self.links.finish()),
+            Arc::new(self.dropped_attributes.finish()),
+            Arc::new(self.dropped_events.finish()),
+            Arc::new(self.dropped_links.finish()),
+        ];
+        self.common.finish(schema(Signal::Spans), middle)
+    }
+}
+
+/// The correlation id of a span: its own, else its parent's, a linked span's, or its trace's.
+fn resolve(span: &Span, ids: &Ids, index: &CorrelationIndex) -> Option<Arc<str>> {
+    if let Some(own) = correlation::explicit(&span.attributes) {
+        return Some(Arc::from(own));
+    }
+    index
+        .span(&ids.parent)
+        .or_else(|| {
+            span.links
+                .iter()
+                .find_map(|l| index.span(&hex_id(&l.span_id, 8, "", false).ok()?))
+        })
+        .or_else(|| index.trace(&ids.trace))
+}
+
+/// Converts a trace export request, learning and applying correlation ids through `index`.
+pub fn convert_traces(
+    req: &ExportTraceServiceRequest,
+    index: &mut CorrelationIndex,
+) -> Result<Converted, ArrowError> {
+    let mut out = Converted::default();
+    // Pass 1: validate, and learn the correlation ids spans state themselves, so a child
+    // exported in the same request as its parent inherits regardless of order.
+    let mut valid: Vec<Option<Ids>> = Vec::new();
+    for rs in &req.resource_spans {
+        for ss in &rs.scope_spans {
+            for span in &ss.spans {
+                out.received += 1;
+                match ids(span) {
+                    Ok(ids) => {
+                        if let Some(cid) = correlation::explicit(&span.attributes) {
+                            index.remember(&ids.trace, &ids.span, &Arc::from(cid));
+                        }
+                        valid.push(Some(ids));
+                    }
+                    Err(reason) => {
+                        out.reject(format!("span {:?}: {reason}", span.name));
+                        valid.push(None);
+                    }
+                }
+            }
+        }
+    }
+    // Pass 2: resolve inheritance and build rows.
+    let mut cols = SpanColumns::default();
+    let mut valid = valid.into_iter();
+    for rs in &req.resource_spans {
+        for ss in &rs.scope_spans {
+            let origin = Origin::new(
+                rs.resource.as_ref(),
+                &rs.schema_url,
+                ss.scope.as_ref(),
+                &ss.schema_url,
+            );
+            for span in &ss.spans {
+                let Some(Some(ids)) = valid.next() else {
+                    continue;
+                };
+                let cid = resolve(span, &ids, index);
+                if let Some(cid) = &cid {
+                    index.remember(&ids.trace, &ids.span, cid);
+                }
+                cols.push(&origin, span, &ids, cid.as_deref());
+            }
+        }
+    }
+    if !cols.common.is_empty() {
+        out.batch = Some(cols.finish()?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,139 @@
+//! OTLP `AnyValue`s and ids rendered as the strings and JSON the store's columns hold.
+
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use serde_json::{Map, Value as Json};
+
+/// A value as it appears in an attribute map: scalars as text, bytes as base64, arrays and maps as JSON.
+pub fn to_text(value: Option<&AnyValue>) -> String {
+    match value.and_then(|v| v.value.as_ref()) {
+        None => String::new(),
+        Some(Value::StringValue(s)) => s.clone(),
+        Some(Value::BoolValue(b)) => b.to_string(),
+        Some(Value::IntValue(i)) => i.to_string(),
+        Some(Value::DoubleValue(d)) => d.to_string(),
+        Some(Value::BytesValue(b)) => base64::engine::general_purpose::STANDARD.encode(b),
+        Some(Value::StringValueStrindex(i)) => format!("strindex:{i}"),
+        Some(other @ (Value::ArrayValue(_) | Value::KvlistValue(_))) => {
+            to_json(Some(other)).to_string()
+        }
+    }
+}
+
+/// A value as JSON, keeping its type.
+pub fn to_json(value: Option<&Value>) -> Json {
+    match value {
+        None => Json::Null,
+        Some(Value::StringValue(s)) => Json::String(s.clone()),
+        Some(Value::BoolValue(b)) => Json::Bool(*b),
+        Some(Value::IntValue(i)) => Json::from(*i),
+        Some(Value::DoubleValue(d)) => serde_json::Number::from_f64(*d)
+            .map_or_else(|| Json::String(d.to_string()), Json::Number),
+        Some(Value::BytesValue(b)) => {
+            Json::String(base64::engine::general_purpose::STANDARD.encode(b))
+        }
+        Some(Value::StringValueStrindex(i)) => Json::from(*i),
+        Some(Value::ArrayValue(a)) => {
+            Json::Array(a.values.iter().map(|v| to_json(v.value.as_ref())).collect())
+        }
+        Some(Value::KvlistValue(kv)) => Json::Object(attributes_json(&kv.values)),
+    }
+}
+
+/// Attributes as a JSON object (for nested structures such as span events).
+pub fn attributes_json(attrs: &[KeyValue]) -> Map<String, Json> {
+    attrs
+        .iter()
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                to_json(kv.value.as_ref().and_then(|v| v.value.as_ref())),
+            )
+        })
+        .collect()
+}
+
+/// Attributes as (key, text) pairs, ready to append to a map column.
+pub fn attributes_text(attrs: &[KeyValue]) -> Vec<(String, String)> {
+    attrs
+        .iter()
+        .map(|kv| (kv.key.clone(), to_text(kv.value.as_ref())))
+        .collect()
+}
+
+/// The string value of attribute `key`, if present and non-empty.
+pub fn find_str<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) if !s.is_empty() => Some(s.as_str()),
+            _ => None,
+        }
+    })
+}
+
+/// Lowercase hex of an id; `expected` is its required byte length (an empty id is allowed
+/// only when `required` is false). An all-zero id counts as absent.
+pub fn hex_id(bytes: &[u8], expected: usize, what: &str, required: bool) -> Result<String, String> {
+    if bytes.is_empty() || bytes.iter().all(|b| *b == 0) {
+        return if required {
+            Err(format!("{what} is missing or all zeros"))
+        } else {
+            Ok(String::new())
+        };
+    }
+    if bytes.len() != expected {
+        return Err(format!(
+            "{what} must be {expected} bytes ({} hex digits), got {} bytes",
+            expected * 2,
+            bytes.len()
+        ));
+    }
+    let mut out = String::with_capacity(expected * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+
+    fn v(value: Value) -> AnyValue {
+        AnyValue { value: Some(value) }
+    }
+
+    #[test]
+    fn scalars_render_as_text_and_composites_as_json() {
+        assert_eq!(to_text(Some(&v(Value::IntValue(-3)))), "-3");
+        assert_eq!(to_text(Some(&v(Value::BoolValue(true)))), "true");
+        assert_eq!(to_text(Some(&v(Value::DoubleValue(0.25)))), "0.25");
+        assert_eq!(to_text(Some(&v(Value::BytesValue(vec![1, 2, 3])))), "AQID");
+        let arr = v(Value::ArrayValue(ArrayValue {
+            values: vec![v(Value::IntValue(1)), v(Value::StringValue("a".into()))],
+        }));
+        assert_eq!(to_text(Some(&arr)), r#"[1,"a"]"#);
+        let kv = v(Value::KvlistValue(KeyValueList {
+            values: vec![KeyValue {
+                key: "k".into(),
+                value: Some(v(Value::BoolValue(false))),
+                ..Default::default()
+            }],
+        }));
+        assert_eq!(to_text(Some(&kv)), r#"{"k":false}"#);
+        assert_eq!(to_text(None), "");
+    }
+
+    #[test]
+    fn ids_are_lowercase_hex_of_the_right_length() {
+        assert_eq!(hex_id(&[0xAB, 0x01], 2, "x", true).unwrap(), "ab01");
+        assert_eq!(hex_id(&[], 8, "span_id", false).unwrap(), "");
+        assert!(hex_id(&[0; 8], 8, "span_id", true).is_err());
+        let err = hex_id(&[1; 15], 16, "trace_id", true).unwrap_err();
+        assert!(err.contains("16 bytes"), "{err}");
+    }
+}

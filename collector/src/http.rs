@@ -1,0 +1,230 @@
+//! OTLP/HTTP receiver: `POST /v1/traces`, `/v1/metrics`, `/v1/logs`, protobuf or JSON, gzip or not.
+//!
+//! Responses use the request's encoding. Errors carry a `google.rpc.Status` body (protobuf
+//! or JSON), retryable refusals a `Retry-After` header, as the OTLP specification says.
+
+use std::io::Read;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use flate2::read::GzDecoder;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+
+use crate::error::IngestError;
+use crate::ingest::{ExportRequest, Ingest};
+use crate::stats::Transport;
+
+const PROTOBUF: &str = "application/x-protobuf";
+const JSON: &str = "application/json";
+
+#[derive(Clone, Debug)]
+struct HttpState {
+    ingest: Ingest,
+    max_request_bytes: usize,
+}
+
+/// The OTLP/HTTP routes, refusing bodies over `max_request_bytes` (compressed or decompressed).
+pub fn router(ingest: Ingest, max_request_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/traces", post(handle::<ExportTraceServiceRequest>))
+        .route("/v1/metrics", post(handle::<ExportMetricsServiceRequest>))
+        .route("/v1/logs", post(handle::<ExportLogsServiceRequest>))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(HttpState {
+            ingest,
+            max_request_bytes,
+        })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+fn encoding(headers: &HeaderMap) -> Result<Encoding, IngestError> {
+    let raw = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = raw
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        PROTOBUF => Ok(Encoding::Protobuf),
+        JSON => Ok(Encoding::Json),
+        "" => Err(IngestError::UnsupportedMediaType(format!(
+            "missing Content-Type; OTLP/HTTP accepts {PROTOBUF} or {JSON}"
+        ))),
+        other => Err(IngestError::UnsupportedMediaType(format!(
+            "unsupported Content-Type {other:?}; OTLP/HTTP accepts {PROTOBUF} or {JSON}"
+        ))),
+    }
+}
+
+fn too_large(limit: usize, what: &str) -> IngestError {
+    IngestError::TooLarge(format!("{what} is larger than the {limit}-byte limit"))
+}
+
+fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// The request body, decompressed when `Content-Encoding` says gzip; never more than `limit` bytes.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, IngestError> {
+    if content_length(headers).is_some_and(|len| len > limit) {
+        return Err(too_large(limit, "request body"));
+    }
+    let raw: Bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if is_length_limit(&e) {
+            too_large(limit, "request body")
+        } else {
+            IngestError::InvalidArgument(format!("could not read request body: {e}"))
+        }
+    })?;
+    let coding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .trim()
+        .to_ascii_lowercase();
+    match coding.as_str() {
+        "" | "identity" => Ok(raw.to_vec()),
+        "gzip" => {
+            let mut out = Vec::new();
+            let mut decoder = GzDecoder::new(&raw[..]).take(limit as u64 + 1);
+            decoder
+                .read_to_end(&mut out)
+                .map_err(|e| IngestError::InvalidArgument(format!("invalid gzip body: {e}")))?;
+            if out.len() > limit {
+                return Err(too_large(limit, "decompressed request body"));
+            }
+            Ok(out)
+        }
+        other => Err(IngestError::UnsupportedMediaType(format!(
+            "unsupported Content-Encoding {other:?}; use gzip or none"
+        ))),
+    }
+}
+
+/// True when reading stopped at the body limit (the error wraps http-body's `LengthLimitError`).
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = source {
+        if s.to_string().contains("length limit exceeded") {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+fn decode<R: ExportRequest>(bytes: &[u8], enc: Encoding) -> Result<R, IngestError> {
+    match enc {
+        Encoding::Protobuf => R::decode(bytes).map_err(|e| {
+            IngestError::InvalidArgument(format!(
+                "malformed protobuf {}: {e}",
+                std::any::type_name::<R>()
+                    .rsplit("::")
+                    .next()
+                    .unwrap_or("request")
+            ))
+        }),
+        Encoding::Json => {
+            if bytes.is_empty() {
+                return Ok(R::default());
+            }
+            serde_json::from_slice(bytes)
+                .map_err(|e| IngestError::InvalidArgument(format!("invalid OTLP JSON: {e}")))
+        }
+    }
+}
+
+async fn handle<R: ExportRequest>(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let mut enc = Encoding::Json;
+    let result = async {
+        enc = encoding(&headers)?;
+        let hinted = content_length(&headers).unwrap_or(0);
+        let first = state.ingest.admit(hinted.min(state.max_request_bytes))?;
+        let bytes = read_body(&headers, body, state.max_request_bytes).await?;
+        let _more = (bytes.len() > hinted)
+            .then(|| state.ingest.admit(bytes.len() - hinted))
+            .transpose()?;
+        let req = decode::<R>(&bytes, enc)?;
+        drop(bytes);
+        let response = state.ingest.export(req, Transport::Http).await;
+        drop(first);
+        response
+    }
+    .await;
+    match result {
+        Ok(resp) => encode_ok::<R>(&resp, enc),
+        Err(err) => {
+            state.ingest.refused(R::SIGNAL, Transport::Http, &err);
+            error_response(&err, enc)
+        }
+    }
+}
+
+fn encode_ok<R: ExportRequest>(resp: &R::Response, enc: Encoding) -> Response {
+    match enc {
+        Encoding::Protobuf => {
+            ([(header::CONTENT_TYPE, PROTOBUF)], resp.encode_to_vec()).into_response()
+        }
+        Encoding::Json => match serde_json::to_vec(resp) {
+            Ok(body) => ([(header::CONTENT_TYPE, JSON)], body).into_response(),
+            Err(e) => error_response(&IngestError::Internal(e.to_string()), enc),
+        },
+    }
+}
+
+fn error_response(err: &IngestError, enc: Encoding) -> Response {
+    let status = tonic_types::pb::Status {
+        code: err.grpc_code() as i32,
+        message: err.to_string(),
+        details: vec![],
+    };
+    let mut response = match enc {
+        Encoding::Protobuf => (
+            err.http_status(),
+            [(header::CONTENT_TYPE, PROTOBUF)],
+            status.encode_to_vec(),
+        )
+            .into_response(),
+        Encoding::Json => {
+            let body = serde_json::json!({ "code": status.code, "message": status.message });
+            (
+                err.http_status(),
+                [(header::CONTENT_TYPE, JSON)],
+                body.to_string(),
+            )
+                .into_response()
+        }
+    };
+    if let Some(after) = err.retry_after() {
+        let secs = after.as_secs().max(1).to_string();
+        if let Ok(v) = HeaderValue::from_str(&secs) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    response
+}

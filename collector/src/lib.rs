@@ -1,0 +1,54 @@
+//! Vigil's OTLP receivers: gRPC (tonic) and HTTP (axum), protobuf and JSON, and the
+//! conversion of OTLP requests into the store's Arrow batches.
+//!
+//! The collector owns the wire: decoding, limits, backpressure and status codes. It hands
+//! the store nothing but `RecordBatch`es, and answers success only after the store says the
+//! rows are durable. Overload is refused with OTLP's retryable codes, never absorbed.
+
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod grpc;
+pub mod http;
+pub mod ingest;
+pub mod stats;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use config::CollectorConfig;
+pub use error::IngestError;
+pub use ingest::Ingest;
+pub use stats::{IngestStats, Transport};
+
+/// Serves OTLP/gRPC on `listener` until `shutdown` completes.
+pub async fn serve_grpc(
+    listener: TcpListener,
+    ingest: Ingest,
+    config: &CollectorConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let (traces, metrics, logs) = grpc::services(ingest, config.max_request_size.0 as usize);
+    tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(config.grpc_concurrency_per_connection.max(1))
+        .add_service(traces)
+        .add_service(metrics)
+        .add_service(logs)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}
+
+/// Serves OTLP/HTTP on `listener` until `shutdown` completes.
+pub async fn serve_http(
+    listener: TcpListener,
+    ingest: Ingest,
+    config: &CollectorConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = http::router(ingest, config.max_request_size.0 as usize);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,139 @@
+//! Ingest counters per signal and transport, rendered in Prometheus text format.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use vigil_store::Signal;
+
+/// The wire an export request arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// OTLP/gRPC.
+    Grpc,
+    /// OTLP/HTTP.
+    Http,
+}
+
+impl Transport {
+    const ALL: [Transport; 2] = [Transport::Grpc, Transport::Http];
+
+    fn label(self) -> &'static str {
+        match self {
+            Transport::Grpc => "grpc",
+            Transport::Http => "http",
+        }
+    }
+}
+
+const REASONS: [&str; 6] = [
+    "invalid",
+    "too_large",
+    "unsupported_media_type",
+    "memory_budget",
+    "unavailable",
+    "internal",
+];
+
+#[derive(Debug, Default)]
+struct Cell {
+    received: AtomicU64,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    refused_requests: [AtomicU64; REASONS.len()],
+}
+
+/// Counters of what the receivers saw and did.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    cells: [[Cell; 2]; 3],
+}
+
+impl IngestStats {
+    fn cell(&self, signal: Signal, transport: Transport) -> &Cell {
+        &self.cells[signal.index()][transport as usize]
+    }
+
+    /// Records a stored request: `received` items, of which `rejected` broke the rules.
+    pub fn record_export(
+        &self,
+        signal: Signal,
+        transport: Transport,
+        received: u64,
+        rejected: u64,
+    ) {
+        let c = self.cell(signal, transport);
+        c.received.fetch_add(received, Ordering::Relaxed);
+        c.rejected.fetch_add(rejected, Ordering::Relaxed);
+        c.accepted
+            .fetch_add(received - rejected.min(received), Ordering::Relaxed);
+    }
+
+    /// Records a refused request (`items` is 0 when it could not be decoded).
+    pub fn record_refusal(&self, signal: Signal, transport: Transport, reason: &str, items: u64) {
+        let c = self.cell(signal, transport);
+        c.received.fetch_add(items, Ordering::Relaxed);
+        if let Some(i) = REASONS.iter().position(|r| *r == reason) {
+            c.refused_requests[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Items accepted so far for `signal`, all transports.
+    pub fn accepted(&self, signal: Signal) -> u64 {
+        Transport::ALL
+            .iter()
+            .map(|t| self.cell(signal, *t).accepted.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Appends the Prometheus text exposition of these counters to `out`.
+    pub fn render(&self, out: &mut String) {
+        let series = [
+            (
+                "vigil_ingest_items_received_total",
+                "Items (spans, log records, metric points) in export requests.",
+                0,
+            ),
+            (
+                "vigil_ingest_items_accepted_total",
+                "Items stored durably.",
+                1,
+            ),
+            (
+                "vigil_ingest_items_rejected_total",
+                "Items refused inside a partially successful request (invalid ids and the like).",
+                2,
+            ),
+        ];
+        for (name, help, which) in series {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for signal in Signal::ALL {
+                for t in Transport::ALL {
+                    let c = self.cell(signal, t);
+                    let v = [&c.received, &c.accepted, &c.rejected][which].load(Ordering::Relaxed);
+                    let _ = writeln!(
+                        out,
+                        "{name}{{signal=\"{signal}\",transport=\"{}\"}} {v}",
+                        t.label()
+                    );
+                }
+            }
+        }
+        let name = "vigil_ingest_requests_refused_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Export requests refused as a whole, by reason.\n# TYPE {name} counter"
+        );
+        for signal in Signal::ALL {
+            for t in Transport::ALL {
+                for (i, reason) in REASONS.iter().enumerate() {
+                    let v = self.cell(signal, t).refused_requests[i].load(Ordering::Relaxed);
+                    let _ = writeln!(
+                        out,
+                        "{name}{{signal=\"{signal}\",transport=\"{}\",reason=\"{reason}\"}} {v}",
+                        t.label()
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! Vigil's read side: the HTTP query API (SQL, traces), health and Prometheus self-metrics.
+//!
+//! Everything here reads through the store's DataFusion session; nothing here writes.
+
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod json;
+pub mod sql;
+pub mod sql_api;
+pub mod state;
+pub mod traces;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+pub use config::ApiConfig;
+pub use state::{ApiState, MetricsSource};
+
+/// Every route of the query API.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/sql", post(sql_api::handle))
+        .route("/api/v1/traces/{trace_id}", get(traces::handle))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .with_state(state)
+}

@@ -1,0 +1,33 @@
+//! What every handler of the query API shares.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use vigil_store::Store;
+
+use crate::config::ApiConfig;
+
+/// Renders extra Prometheus text (from components this crate does not know) into `/metrics`.
+pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
+
+/// Shared handler state. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The store queries run against.
+    pub store: Store,
+    /// Limits and addresses.
+    pub config: ApiConfig,
+    /// Other components' metrics.
+    pub metrics: Vec<MetricsSource>,
+    /// Set once every listener is up.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("store", &self.store)
+            .field("config", &self.config)
+            .finish()
+    }
+}

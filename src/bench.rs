@@ -1,0 +1,252 @@
+//! `vigil bench`: performance figures printed side by side with a baseline measured in the same run.
+//!
+//! `bench ingest` starts a real `vigil serve` child pinned to one core (with `taskset` when the
+//! machine has it), drives it with concurrent OTLP/gRPC clients, and prints spans/s next to
+//! prost decode-only throughput of the same payload on one core. A second phase sends unique
+//! spans to a fresh server and compares Parquet bytes per span with OTLP bytes per span.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use prost::Message;
+
+use crate::cli::{BenchArgs, BenchWhat, IngestBenchArgs};
+
+mod payload;
+
+/// Runs the chosen benchmark.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.what {
+        BenchWhat::Ingest(a) => ingest(a).await,
+    }
+}
+
+struct Server {
+    child: Child,
+    grpc: String,
+}
+
+impl Server {
+    fn start(data_dir: &Path, args: &IngestBenchArgs) -> anyhow::Result<Server> {
+        let exe = std::env::current_exe()?;
+        let pinned = Command::new("taskset")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let mut cmd = if pinned {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "0"]).arg(exe);
+            c
+        } else {
+            eprintln!("note: taskset not found; the server is not pinned to one core");
+            Command::new(exe)
+        };
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args([
+                "--otlp-grpc-addr",
+                "127.0.0.1:0",
+                "--otlp-http-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+            ])
+            .args(["--memory-limit", "2GiB", "--fsync", &fsync_arg(args)])
+            .env("VIGIL_LOG", "warn")
+            .env("TOKIO_WORKER_THREADS", args.server_threads.to_string())
+            .stdout(Stdio::piped());
+        let mut child = cmd.spawn().context("starting vigil serve")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let grpc = line
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix("otlp_grpc="))
+            .with_context(|| format!("unexpected banner {line:?}"))?;
+        Ok(Server {
+            grpc: format!("http://{grpc}"),
+            child,
+        })
+    }
+
+    /// SIGTERM: the server flushes its tail to Parquet and exits.
+    fn stop(mut self) -> anyhow::Result<()> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("server exited with {status}");
+        }
+        Ok(())
+    }
+}
+
+fn fsync_arg(args: &IngestBenchArgs) -> String {
+    match args.fsync {
+        vigil_store::FsyncPolicy::Always => "always".into(),
+        vigil_store::FsyncPolicy::Never => "never".into(),
+        vigil_store::FsyncPolicy::Interval(d) => format!("{}ms", d.as_millis()),
+    }
+}
+
+/// Spans per second prost needs just to decode `bytes`, on this thread.
+fn decode_only(bytes: &[u8], spans: usize, seconds: f64) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed().as_secs_f64() < seconds {
+        let req = ExportTraceServiceRequest::decode(bytes)?;
+        std::hint::black_box(&req);
+        n += 1;
+    }
+    Ok(n as f64 * spans as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Sends `requests` round-robin from `clients` connections for `seconds`; returns acknowledged spans/s.
+async fn drive(
+    grpc: &str,
+    requests: Arc<Vec<ExportTraceServiceRequest>>,
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<(f64, u64)> {
+    let acked = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients.max(1) {
+        let mut client = TraceServiceClient::connect(grpc.to_string())
+            .await?
+            .max_decoding_message_size(64 << 20);
+        let (requests, acked, refused) = (requests.clone(), acked.clone(), refused.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = c;
+            while Instant::now() < deadline {
+                let req = requests[i % requests.len()].clone();
+                let spans = payload::span_count(&req) as u64;
+                match client.export(req).await {
+                    Ok(_) => acked.fetch_add(spans, Ordering::Relaxed),
+                    Err(_) => refused.fetch_add(1, Ordering::Relaxed),
+                };
+                i += clients;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    Ok((
+        acked.load(Ordering::Relaxed) as f64 / elapsed,
+        refused.load(Ordering::Relaxed),
+    ))
+}
+
+fn dir_bytes(dir: &Path, ext: &str) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == ext) {
+                total += e.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
+async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
+    let pool: Vec<ExportTraceServiceRequest> = (0..64)
+        .map(|i| payload::request(i, args.batch, args.attributes))
+        .collect();
+    let wire = pool[0].encoded_len();
+    let bytes_per_span = wire as f64 / args.batch as f64;
+    println!(
+        "payload: {} spans/request, {} attributes + 1 event per span, {:.0} OTLP bytes/span",
+        args.batch, args.attributes, bytes_per_span
+    );
+
+    let encoded = pool[0].encode_to_vec();
+    let decode =
+        tokio::task::spawn_blocking(move || decode_only(&encoded, args.batch, 3.0)).await??;
+
+    let dir = tempfile_dir("vigil-bench-ingest")?;
+    let server = Server::start(&dir, &args)?;
+    let (rate, refused) = drive(&server.grpc, Arc::new(pool), args.clients, args.seconds).await?;
+    server.stop()?;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Storage: unique spans only, so compression is not flattered by repetition.
+    let dir = tempfile_dir("vigil-bench-storage")?;
+    let server = Server::start(&dir, &args)?;
+    let unique: Vec<ExportTraceServiceRequest> = (1000..1200)
+        .map(|i| payload::request(i, args.batch, args.attributes))
+        .collect();
+    let otlp_bytes: usize = unique.iter().map(Message::encoded_len).sum();
+    let spans = (unique.len() * args.batch) as f64;
+    let mut client = TraceServiceClient::connect(server.grpc.clone()).await?;
+    for req in unique {
+        client.export(req).await?;
+    }
+    server.stop()?;
+    let parquet = dir_bytes(&dir.join("parquet"), "parquet");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    println!();
+    println!("{:<44} {:>14}", "measure", "value");
+    println!(
+        "{:<44} {:>14.0}",
+        "prost decode-only, 1 core (spans/s)", decode
+    );
+    println!(
+        "{:<44} {:>14.0}",
+        format!(
+            "vigil OTLP/gRPC ingest, fsync={} (spans/s)",
+            fsync_arg(&args)
+        ),
+        rate
+    );
+    println!(
+        "{:<44} {:>13.1}%",
+        "ingest / decode-only",
+        100.0 * rate / decode
+    );
+    println!("{:<44} {:>14}", "refused requests", refused);
+    println!(
+        "{:<44} {:>14.1}",
+        "OTLP bytes/span",
+        otlp_bytes as f64 / spans
+    );
+    println!(
+        "{:<44} {:>14.1}",
+        "Parquet bytes/span",
+        parquet as f64 / spans
+    );
+    println!(
+        "{:<44} {:>14.1}x",
+        "OTLP / Parquet",
+        otlp_bytes as f64 / parquet.max(1) as f64
+    );
+    println!("targets: >= 250000 spans/s, >= 40% of decode-only, Parquet <= 1/8 of OTLP bytes");
+    Ok(())
+}
+
+fn tempfile_dir(prefix: &str) -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

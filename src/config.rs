@@ -1,0 +1,162 @@
+//! The `vigil serve` configuration: a TOML file with `${ENV}` expansion, then `VIGIL_*`
+//! environment variables and command-line flags on top, then limits derived from the memory budget.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use vigil_collector::CollectorConfig;
+use vigil_dashboards::ApiConfig;
+use vigil_store::StoreConfig;
+use vigil_store::units::ByteSize;
+
+/// `[limits]`: the memory budget everything else is sized from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Memory Vigil may use for data in flight and in its in-memory tail. Requests beyond it are
+    /// refused with OTLP's retryable codes. 25% goes to requests being decoded, 30% to the tail
+    /// (which is flushed to Parquet early once it reaches 8%).
+    pub memory_limit: ByteSize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            memory_limit: ByteSize(512 << 20),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// Bytes of decoded requests allowed in flight.
+    pub fn in_flight_budget(&self) -> usize {
+        (self.memory_limit.0 / 4) as usize
+    }
+}
+
+/// `[log]`: what Vigil logs about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `vigil_store=debug,info`; `VIGIL_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VigilConfig {
+    /// OTLP receivers.
+    pub otlp: CollectorConfig,
+    /// Query API.
+    pub api: ApiConfig,
+    /// Storage.
+    pub store: StoreConfig,
+    /// Memory budget.
+    pub limits: LimitsConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl VigilConfig {
+    /// Parses TOML text after expanding `${VAR}` / `${VAR:-default}` from `env`.
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<VigilConfig> {
+        let expanded = expand_env(text, env)?;
+        toml::from_str(&expanded).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> anyhow::Result<VigilConfig> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        VigilConfig::parse(&text, |k| std::env::var(k).ok())
+            .with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Sets the limits that follow from `limits.memory_limit`.
+    pub fn derive_limits(&mut self) {
+        let budget = self.limits.memory_limit.0;
+        self.store.tail_limit = ByteSize(budget / 10 * 3);
+        self.store.flush_size = ByteSize(budget / 100 * 8);
+    }
+}
+
+/// Replaces `${NAME}` and `${NAME:-default}` outside comments; an unset variable without a default is an error.
+pub fn expand_env(text: &str, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<String> {
+    let mut out = String::with_capacity(text.len());
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+            continue;
+        }
+        let mut rest = line;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                bail!("line {}: unterminated ${{ in {line:?}", n + 1)
+            };
+            let expr = &after[..end];
+            let (name, default) = match expr.split_once(":-") {
+                Some((name, d)) => (name, Some(d)),
+                None => (expr, None),
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                bail!("line {}: invalid variable name {name:?}", n + 1);
+            }
+            match (env(name), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => bail!("line {}: environment variable {name} is not set", n + 1),
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_references_expand_and_missing_ones_are_errors() {
+        let env = |k: &str| (k == "DIR").then(|| "/data".to_string());
+        assert_eq!(
+            expand_env("a = \"${DIR}/x\"\n", env).unwrap(),
+            "a = \"/data/x\"\n"
+        );
+        assert_eq!(expand_env("a = \"${NOPE:-d}\"", env).unwrap(), "a = \"d\"");
+        assert_eq!(expand_env("# ${NOPE}\n", env).unwrap(), "# ${NOPE}\n");
+        let err = expand_env("x\na = \"${NOPE}\"", env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("NOPE"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_their_location() {
+        let err = VigilConfig::parse("[store]\nfsink = \"always\"\n", |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fsink") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn the_example_configuration_parses_and_matches_the_defaults() {
+        let text = include_str!("../config/vigil.example.toml");
+        let env = |k: &str| (k == "VIGIL_DATA_DIR").then(|| "./vigil-data".to_string());
+        let parsed = VigilConfig::parse(text, env).unwrap();
+        assert_eq!(parsed, VigilConfig::default());
+    }
+}

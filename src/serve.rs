@@ -1,0 +1,200 @@
+//! `vigil serve`: opens the store, binds the three listeners and runs until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tracing_subscriber::EnvFilter;
+use vigil_collector::Ingest;
+use vigil_dashboards::{ApiState, MetricsSource};
+use vigil_store::Store;
+
+use crate::cli::ServeArgs;
+use crate::config::VigilConfig;
+
+/// The configuration `args` select: file, then environment and flags, then derived limits.
+pub fn resolve_config(args: &ServeArgs) -> anyhow::Result<VigilConfig> {
+    let mut config = match &args.config {
+        Some(path) => VigilConfig::load(path)?,
+        None => VigilConfig::default(),
+    };
+    if let Some(d) = &args.data_dir {
+        config.store.data_dir = d.clone();
+    }
+    if let Some(a) = args.otlp_grpc_addr {
+        config.otlp.grpc_addr = a;
+    }
+    if let Some(a) = args.otlp_http_addr {
+        config.otlp.http_addr = a;
+    }
+    if let Some(a) = args.http_addr {
+        config.api.http_addr = a;
+    }
+    if let Some(m) = args.memory_limit {
+        config.limits.memory_limit = m;
+    }
+    if let Some(f) = args.fsync {
+        config.store.fsync = f;
+    }
+    if let Some(f) = args.flush_interval {
+        config.store.flush_interval = f;
+    }
+    config.derive_limits();
+    Ok(config)
+}
+
+/// A running server.
+pub struct Running {
+    /// Bound OTLP/gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// Bound OTLP/HTTP address.
+    pub http_addr: SocketAddr,
+    /// Bound query API address.
+    pub api_addr: SocketAddr,
+    shutdown: Arc<Notify>,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    store: Store,
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {what} on {addr}"))?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+fn until(shutdown: &Arc<Notify>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let s = shutdown.clone();
+    async move { s.notified().await }
+}
+
+/// Opens the store and starts every listener.
+pub async fn start(config: &VigilConfig) -> anyhow::Result<Running> {
+    let store_config = config.store.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(store_config))
+        .await?
+        .with_context(|| format!("opening the store in {}", config.store.data_dir.display()))?;
+    let ingest = Ingest::new(store.clone(), config.limits.in_flight_budget());
+    let (grpc_listener, grpc_addr) = bind(config.otlp.grpc_addr, "OTLP/gRPC").await?;
+    let (http_listener, http_addr) = bind(config.otlp.http_addr, "OTLP/HTTP").await?;
+    let (api_listener, api_addr) = bind(config.api.http_addr, "query API").await?;
+
+    let shutdown = Arc::new(Notify::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let ingest_stats = ingest.stats().clone();
+    let metrics: Vec<MetricsSource> =
+        vec![Arc::new(move |out: &mut String| ingest_stats.render(out))];
+    let api = vigil_dashboards::router(ApiState {
+        store: store.clone(),
+        config: config.api.clone(),
+        metrics,
+        ready: ready.clone(),
+    });
+
+    let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
+    let otlp = config.otlp.clone();
+    let (g_ingest, g_stop) = (ingest.clone(), until(&shutdown));
+    tasks.push(tokio::spawn(async move {
+        vigil_collector::serve_grpc(grpc_listener, g_ingest, &otlp, g_stop)
+            .await
+            .context("OTLP/gRPC server")
+    }));
+    let otlp = config.otlp.clone();
+    let h_stop = until(&shutdown);
+    tasks.push(tokio::spawn(async move {
+        vigil_collector::serve_http(http_listener, ingest, &otlp, h_stop)
+            .await
+            .context("OTLP/HTTP server")
+    }));
+    let a_stop = until(&shutdown);
+    tasks.push(tokio::spawn(async move {
+        axum::serve(api_listener, api)
+            .with_graceful_shutdown(a_stop)
+            .await
+            .context("query API server")
+    }));
+    let bg_store = store.clone();
+    let bg_stop = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        bg_store.run_background(bg_stop).await;
+        Ok(())
+    }));
+    ready.store(true, Ordering::Relaxed);
+    Ok(Running {
+        grpc_addr,
+        http_addr,
+        api_addr,
+        shutdown,
+        tasks,
+        store,
+    })
+}
+
+impl Running {
+    /// Stops the listeners, flushes the tail to Parquet and closes the WAL.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.notify_waiters();
+        for task in self.tasks {
+            task.await??;
+        }
+        if let Err(e) = self.store.flush().await {
+            tracing::warn!(error = %e, "final flush failed; the WAL keeps the data for the next start");
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.close()).await?;
+        Ok(())
+    }
+}
+
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs `vigil serve` until interrupted.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = resolve_config(&args)?;
+    let filter = std::env::var("VIGIL_LOG").unwrap_or_else(|_| config.log.level.clone());
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_new(&filter)
+                .with_context(|| format!("invalid log filter {filter:?}"))?,
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let running = start(&config).await?;
+    // One line on stdout, for people and for scripts that start Vigil on ephemeral ports.
+    println!(
+        "vigil listening: otlp_grpc={} otlp_http={} api=http://{} data_dir={}",
+        running.grpc_addr,
+        running.http_addr,
+        running.api_addr,
+        config.store.data_dir.display()
+    );
+    tracing::info!(otlp_grpc = %running.grpc_addr, otlp_http = %running.http_addr, api = %running.api_addr, "vigil is up");
+    terminated().await;
+    tracing::info!("shutting down");
+    running.stop().await
+}

@@ -1,0 +1,27 @@
+//! Vigil's columnar store: one Arrow schema per signal, a write-ahead log, an in-memory tail,
+//! hourly Parquet segments, retention, and DataFusion tables over all of it.
+//!
+//! The store knows nothing about OTLP or HTTP: it takes Arrow `RecordBatch`es that match
+//! [`schema::schema`] and answers SQL. The write path is
+//! `append` → WAL record (group commit, fsync per policy) → tail → acknowledgement; a
+//! background flush moves the tail to Parquet and drops the WAL segments it covered.
+
+pub mod catalog;
+pub mod config;
+pub mod error;
+mod metrics;
+pub mod parquet_files;
+pub mod schema;
+mod signal;
+mod store;
+pub mod table;
+pub mod units;
+pub mod wal;
+mod writer;
+
+pub use catalog::TimeRange;
+pub use config::{FsyncPolicy, StoreConfig};
+pub use error::StoreError;
+pub use signal::Signal;
+pub use store::{FlushReport, FlushStats, ReplayReport, Store};
+pub use writer::WalStats;

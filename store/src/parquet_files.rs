@@ -1,0 +1,262 @@
+//! Parquet segment files: how a flush writes them and how start-up finds them again.
+//!
+//! Layout: `parquet/<signal>/<YYYY-MM-DD>/<HH>/<wal segment>.parquet`. Each file holds one
+//! signal's rows of one hour, sorted by service then time, zstd-compressed, with bloom
+//! filters on `trace_id` and `correlation_id`. Its key-value metadata records the time
+//! bounds and the last WAL segment it covers, which is what lets start-up skip WAL records
+//! that already reached Parquet.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::Int64Array;
+use arrow::array::{RecordBatch, UInt32Array};
+use arrow::compute::kernels::cmp::eq;
+use arrow::compute::{
+    SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch,
+};
+use chrono::DateTime;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::{KeyValue, SortingColumn};
+use parquet::file::properties::WriterProperties;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+
+use crate::Signal;
+use crate::catalog::{SegmentFile, time_column};
+use crate::error::{Result, StoreError};
+use crate::schema::{SERVICE_NAME, TIME, schema};
+use crate::writer::sync_dir;
+
+const HOUR_NS: i64 = 3_600_000_000_000;
+const META_MIN: &str = "vigil.min_time";
+const META_MAX: &str = "vigil.max_time";
+const META_SEGMENT: &str = "vigil.wal_segment";
+
+/// The hour partition of a nanosecond timestamp.
+pub fn hour_of(time_ns: i64) -> i64 {
+    time_ns.div_euclid(HOUR_NS)
+}
+
+fn hour_dir(root: &Path, signal: Signal, hour: i64) -> PathBuf {
+    let start = DateTime::from_timestamp(hour.saturating_mul(3600), 0).unwrap_or_default();
+    root.join(signal.table_name())
+        .join(start.format("%Y-%m-%d").to_string())
+        .join(start.format("%H").to_string())
+}
+
+/// Splits a batch into per-hour batches.
+pub fn split_by_hour(batch: &RecordBatch) -> Result<Vec<(i64, RecordBatch)>> {
+    let Some(times) = time_column(batch) else {
+        return Ok(vec![]);
+    };
+    let hours: Int64Array = times.iter().map(|t| t.map(hour_of)).collect();
+    let mut distinct: Vec<i64> = hours.iter().flatten().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() == 1 {
+        return Ok(vec![(distinct[0], batch.clone())]);
+    }
+    distinct
+        .into_iter()
+        .map(|h| {
+            let mask = eq(&hours, &Int64Array::new_scalar(h))?;
+            Ok((h, filter_record_batch(batch, &mask)?))
+        })
+        .collect()
+}
+
+fn sort_by_service_then_time(batch: &RecordBatch) -> Result<RecordBatch> {
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .cloned()
+            .ok_or_else(|| StoreError::SchemaMismatch {
+                signal: Signal::Spans,
+                detail: format!("missing column {name}"),
+            })
+    };
+    let keys = [
+        SortColumn {
+            values: column(SERVICE_NAME)?,
+            options: None,
+        },
+        SortColumn {
+            values: column(TIME)?,
+            options: None,
+        },
+    ];
+    let indices: UInt32Array = lexsort_to_indices(&keys, None)?;
+    Ok(take_record_batch(batch, &indices)?)
+}
+
+/// Writes one signal's rows of one hour, all from WAL segments `<= wal_segment`, as a new file.
+pub fn write_hour(
+    root: &Path,
+    signal: Signal,
+    hour: i64,
+    wal_segment: u64,
+    batches: &[RecordBatch],
+    row_group_rows: usize,
+) -> Result<SegmentFile> {
+    let table_schema = schema(signal);
+    let batch = sort_by_service_then_time(&concat_batches(&table_schema, batches)?)?;
+    let (min_time, max_time) = crate::catalog::time_bounds(&batch).unwrap_or((0, 0));
+    let dir = hour_dir(root, signal, hour);
+    fs::create_dir_all(&dir)
+        .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
+    let path = dir.join(format!("{wal_segment:020}.parquet"));
+    let tmp = dir.join(format!("{wal_segment:020}.parquet.tmp"));
+
+    let service_idx = table_schema.index_of(SERVICE_NAME)?;
+    let time_idx = table_schema.index_of(TIME)?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_max_row_group_row_count(Some(row_group_rows.max(1024)))
+        .set_column_bloom_filter_enabled("trace_id".into(), true)
+        .set_column_bloom_filter_enabled("correlation_id".into(), true)
+        .set_sorting_columns(Some(vec![
+            SortingColumn {
+                column_idx: service_idx as i32,
+                descending: false,
+                nulls_first: false,
+            },
+            SortingColumn {
+                column_idx: time_idx as i32,
+                descending: false,
+                nulls_first: false,
+            },
+        ]))
+        .set_key_value_metadata(Some(vec![
+            KeyValue::new(META_MIN.to_string(), min_time.to_string()),
+            KeyValue::new(META_MAX.to_string(), max_time.to_string()),
+            KeyValue::new(META_SEGMENT.to_string(), wal_segment.to_string()),
+        ]))
+        .build();
+    let file =
+        File::create(&tmp).map_err(|e| StoreError::io(format!("creating {}", tmp.display()), e))?;
+    let mut writer = ArrowWriter::try_new(file, table_schema, Some(props))?;
+    writer.write(&batch)?;
+    let file = writer.into_inner()?;
+    file.sync_all()
+        .map_err(|e| StoreError::io(format!("fsync of {}", tmp.display()), e))?;
+    fs::rename(&tmp, &path)
+        .map_err(|e| StoreError::io(format!("renaming {}", tmp.display()), e))?;
+    sync_dir(&dir)?;
+    let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    Ok(SegmentFile {
+        path,
+        min_time,
+        max_time,
+        rows: batch.num_rows() as u64,
+        bytes,
+        hour,
+        wal_segment,
+    })
+}
+
+/// Reads the footer of an existing segment file.
+fn load_file(path: &Path) -> Result<SegmentFile> {
+    let file =
+        File::open(path).map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
+    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let reader = SerializedFileReader::new(file)?;
+    let meta = reader.metadata().file_metadata();
+    let kv: HashMap<&str, &str> = meta
+        .key_value_metadata()
+        .map(|kvs| {
+            kvs.iter()
+                .filter_map(|kv| Some((kv.key.as_str(), kv.value.as_deref()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let num = |key: &str| -> Result<i64> {
+        kv.get(key).and_then(|v| v.parse().ok()).ok_or_else(|| {
+            StoreError::Parquet(parquet::errors::ParquetError::General(format!(
+                "{} lacks {key} metadata",
+                path.display()
+            )))
+        })
+    };
+    let min_time = num(META_MIN)?;
+    Ok(SegmentFile {
+        path: path.to_path_buf(),
+        min_time,
+        max_time: num(META_MAX)?,
+        rows: meta.num_rows() as u64,
+        bytes,
+        hour: hour_of(min_time),
+        wal_segment: num(META_SEGMENT)? as u64,
+    })
+}
+
+/// Every segment file under `root`, with leftovers of interrupted flushes (`*.tmp`) deleted.
+pub fn scan(root: &Path) -> Result<Vec<(Signal, SegmentFile)>> {
+    let mut found = Vec::new();
+    for signal in Signal::ALL {
+        let mut stack = vec![root.join(signal.table_name())];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "tmp") {
+                    let _ = fs::remove_file(&path);
+                } else if path.extension().is_some_and(|e| e == "parquet") {
+                    match load_file(&path) {
+                        Ok(file) => found.push((signal, file)),
+                        Err(e) => {
+                            tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable segment file")
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Highest WAL segment already in Parquet, per (signal, hour).
+pub type Coverage = HashMap<(Signal, i64), u64>;
+
+/// Builds the coverage map of `files`.
+pub fn coverage<'a>(files: impl IntoIterator<Item = (Signal, &'a SegmentFile)>) -> Coverage {
+    let mut map = Coverage::new();
+    for (signal, f) in files {
+        let e = map.entry((signal, f.hour)).or_insert(0);
+        *e = (*e).max(f.wal_segment);
+    }
+    map
+}
+
+/// Rows of a WAL record (from `segment`) that Parquet does not have yet.
+pub fn uncovered(
+    signal: Signal,
+    segment: u64,
+    batch: &RecordBatch,
+    cov: &Coverage,
+) -> Result<Vec<RecordBatch>> {
+    if !cov.keys().any(|(s, _)| *s == signal) {
+        return Ok(vec![batch.clone()]);
+    }
+    Ok(split_by_hour(batch)?
+        .into_iter()
+        .filter(|(hour, _)| cov.get(&(signal, *hour)).is_none_or(|c| *c < segment))
+        .map(|(_, b)| b)
+        .collect())
+}
+
+/// Removes a file (and its hour directory when that becomes empty).
+pub fn delete(file: &Arc<SegmentFile>) {
+    if let Err(e) = fs::remove_file(&file.path) {
+        tracing::warn!(path = %file.path.display(), error = %e, "could not delete segment file");
+    }
+    if let Some(dir) = file.path.parent() {
+        let _ = fs::remove_dir(dir);
+    }
+}

@@ -1,0 +1,240 @@
+//! DataFusion tables over the tail and the Parquet files, with time-range and projection pushdown.
+//!
+//! `scan` reads the `time` bounds out of the query's filters, keeps only the tail batches
+//! and files whose time bounds overlap, and hands projection and filters on to DataFusion's
+//! own memory and Parquet scans (which prune row groups by statistics and bloom filters).
+//! Filters are reported `Inexact`, so DataFusion still applies them exactly on top.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::logical_expr::{
+    Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
+};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::union::UnionExec;
+
+use crate::Signal;
+use crate::catalog::{Catalog, TimeRange};
+use crate::schema::{TIME, schema};
+
+/// The SQL table of one signal.
+#[derive(Debug)]
+pub struct SignalTable {
+    signal: Signal,
+    schema: SchemaRef,
+    catalog: Arc<Catalog>,
+}
+
+impl SignalTable {
+    /// A table reading `signal`'s data from `catalog`.
+    pub fn new(signal: Signal, catalog: Arc<Catalog>) -> SignalTable {
+        SignalTable {
+            signal,
+            schema: schema(signal),
+            catalog,
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for SignalTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let range = time_range(filters);
+        let snapshot = self.catalog.snapshot(self.signal, &range);
+        let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        if !snapshot.batches.is_empty() {
+            let parts = state.config().target_partitions().max(1);
+            let per = snapshot.batches.len().div_ceil(parts);
+            let partitions = snapshot
+                .batches
+                .chunks(per.max(1))
+                .map(<[_]>::to_vec)
+                .collect();
+            let mem = MemTable::try_new(self.schema.clone(), partitions)?;
+            plans.push(mem.scan(state, projection, filters, limit).await?);
+        }
+        if !snapshot.files.is_empty() {
+            let urls = snapshot
+                .files
+                .iter()
+                .map(|f| ListingTableUrl::parse(f.path.to_string_lossy()))
+                .collect::<DfResult<Vec<_>>>()?;
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet");
+            let config = ListingTableConfig::new_with_multi_paths(urls)
+                .with_listing_options(options)
+                .with_schema(self.schema.clone());
+            let table = ListingTable::try_new(config)?;
+            plans.push(table.scan(state, projection, filters, limit).await?);
+        }
+        if plans.is_empty() {
+            let projected = match projection {
+                Some(p) => Arc::new(self.schema.project(p)?),
+                None => self.schema.clone(),
+            };
+            return Ok(Arc::new(EmptyExec::new(projected)));
+        }
+        UnionExec::try_new(plans)
+    }
+}
+
+/// The `time` bounds implied by a conjunction of filters; unbounded where they say nothing.
+pub fn time_range(filters: &[Expr]) -> TimeRange {
+    let mut range = TimeRange::default();
+    for f in filters {
+        narrow(&mut range, f);
+    }
+    range
+}
+
+fn narrow(range: &mut TimeRange, expr: &Expr) {
+    match expr {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::And,
+            right,
+        }) => {
+            narrow(range, left);
+            narrow(range, right);
+        }
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            if let (true, Some(v)) = (is_time(left), literal_ns(right)) {
+                apply(range, *op, v);
+            } else if let (Some(v), true, Some(op)) = (literal_ns(left), is_time(right), op.swap())
+            {
+                apply(range, op, v);
+            }
+        }
+        Expr::Between(Between {
+            expr,
+            negated: false,
+            low,
+            high,
+        }) if is_time(expr) => {
+            if let Some(v) = literal_ns(low) {
+                apply(range, Operator::GtEq, v);
+            }
+            if let Some(v) = literal_ns(high) {
+                apply(range, Operator::LtEq, v);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn apply(range: &mut TimeRange, op: Operator, v: i64) {
+    let raise = |cur: &mut Option<i64>, v: i64| *cur = Some(cur.map_or(v, |c| c.max(v)));
+    let lower = |cur: &mut Option<i64>, v: i64| *cur = Some(cur.map_or(v, |c| c.min(v)));
+    match op {
+        Operator::Gt | Operator::GtEq => raise(&mut range.start, v),
+        Operator::Lt | Operator::LtEq => lower(&mut range.end, v),
+        Operator::Eq => {
+            raise(&mut range.start, v);
+            lower(&mut range.end, v);
+        }
+        _ => {}
+    }
+}
+
+fn is_time(expr: &Expr) -> bool {
+    match expr {
+        Expr::Column(c) => c.name == TIME,
+        Expr::Cast(c) => is_time(&c.expr),
+        Expr::TryCast(c) => is_time(&c.expr),
+        _ => false,
+    }
+}
+
+fn literal_ns(expr: &Expr) -> Option<i64> {
+    match expr {
+        Expr::Literal(v, _) => match v {
+            ScalarValue::TimestampNanosecond(Some(n), _) => Some(*n),
+            ScalarValue::TimestampMicrosecond(Some(n), _) => n.checked_mul(1_000),
+            ScalarValue::TimestampMillisecond(Some(n), _) => n.checked_mul(1_000_000),
+            ScalarValue::TimestampSecond(Some(n), _) => n.checked_mul(1_000_000_000),
+            _ => None,
+        },
+        Expr::Cast(c) => literal_ns(&c.expr),
+        Expr::TryCast(c) => literal_ns(&c.expr),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::{col, lit};
+
+    fn ts(n: i64) -> Expr {
+        lit(ScalarValue::TimestampNanosecond(
+            Some(n),
+            Some("UTC".into()),
+        ))
+    }
+
+    #[test]
+    fn time_bounds_come_from_comparisons_and_between() {
+        let r = time_range(&[col("time").gt_eq(ts(100)), col("time").lt(ts(200))]);
+        assert_eq!(
+            r,
+            TimeRange {
+                start: Some(100),
+                end: Some(200)
+            }
+        );
+        let r = time_range(&[ts(150)
+            .lt(col("time"))
+            .and(col("service_name").eq(lit("a")))]);
+        assert_eq!(
+            r,
+            TimeRange {
+                start: Some(150),
+                end: None
+            }
+        );
+        let r = time_range(&[col("time").between(ts(1), ts(2))]);
+        assert_eq!(
+            r,
+            TimeRange {
+                start: Some(1),
+                end: Some(2)
+            }
+        );
+        let r = time_range(&[col("duration_ns").gt(lit(5i64))]);
+        assert_eq!(r, TimeRange::default());
+        // OR does not narrow.
+        let r = time_range(&[col("time").gt(ts(5)).or(col("time").lt(ts(1)))]);
+        assert_eq!(r, TimeRange::default());
+    }
+}

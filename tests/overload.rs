@@ -1,0 +1,144 @@
+//! Ingest faster than the memory budget allows: clients get retryable refusals with Retry-After,
+//! RSS stays under the budget plus a stated margin, and everything acknowledged is stored.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::Vigil;
+use common::otlp::tagged_request;
+use prost::Message;
+
+const MIB: u64 = 1 << 20;
+const MEMORY_LIMIT_MIB: u64 = 64;
+/// What Vigil may hold beyond `--memory-limit`: the runtime, DataFusion, allocator slack.
+const MARGIN_MIB: u64 = 64;
+const SPANS_PER_REQUEST: usize = 2000;
+const CLIENTS: usize = 12;
+
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+#[derive(Default)]
+struct Tally {
+    ok: AtomicU64,
+    refused: AtomicU64,
+    refused_without_retry_after: AtomicU64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_refused_retryably_within_the_memory_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit = format!("{MEMORY_LIMIT_MIB}MiB");
+    let vigil =
+        tokio::task::block_in_place(|| Vigil::start(dir.path(), &["--memory-limit", &limit]));
+    let pid = vigil.pid();
+    let url = format!("{}/v1/traces", vigil.http);
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let next = Arc::new(AtomicU64::new(1));
+    let acked = Arc::new(std::sync::Mutex::new(Vec::new()));
+
+    let wire = tagged_request("overload-0", 0, SPANS_PER_REQUEST, 400).encoded_len();
+    assert!(wire as u64 > MIB / 2, "request of {wire} bytes");
+
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let (url, stop, tally, next, acked) = (
+            url.clone(),
+            stop.clone(),
+            tally.clone(),
+            next.clone(),
+            acked.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            while !stop.load(Ordering::Relaxed) {
+                let batch = next.fetch_add(1, Ordering::Relaxed);
+                let body = tagged_request(
+                    &format!("overload-{batch}"),
+                    batch,
+                    SPANS_PER_REQUEST,
+                    400 + c % 8,
+                )
+                .encode_to_vec();
+                let r = client
+                    .post(&url)
+                    .header("content-type", "application/x-protobuf")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                match r.status().as_u16() {
+                    200 => {
+                        tally.ok.fetch_add(1, Ordering::Relaxed);
+                        acked.lock().unwrap().push(batch);
+                    }
+                    429 | 503 => {
+                        tally.refused.fetch_add(1, Ordering::Relaxed);
+                        if r.headers().get("retry-after").is_none() {
+                            tally
+                                .refused_without_retry_after
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    other => panic!("unexpected status {other}"),
+                }
+            }
+        }));
+    }
+    let mut max_rss = 0;
+    for _ in 0..160 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        max_rss = max_rss.max(rss_bytes(pid));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (ok, refused) = (
+        tally.ok.load(Ordering::Relaxed),
+        tally.refused.load(Ordering::Relaxed),
+    );
+    eprintln!(
+        "accepted {ok} requests, refused {refused}; peak RSS {} MiB (limit {MEMORY_LIMIT_MIB} MiB + margin {MARGIN_MIB} MiB)",
+        max_rss / MIB
+    );
+    assert!(ok > 0, "nothing was accepted");
+    assert!(refused > 0, "the load never exceeded the budget");
+    assert_eq!(
+        tally.refused_without_retry_after.load(Ordering::Relaxed),
+        0,
+        "every refusal carries Retry-After"
+    );
+    assert!(
+        max_rss < (MEMORY_LIMIT_MIB + MARGIN_MIB) * MIB,
+        "peak RSS {} MiB",
+        max_rss / MIB
+    );
+
+    let acked = acked.lock().unwrap().clone();
+    tokio::task::block_in_place(|| {
+        let stored = vigil.count("SELECT count(*) FROM spans WHERE service_name LIKE 'overload-%'");
+        assert_eq!(
+            stored,
+            acked.len() as u64 * SPANS_PER_REQUEST as u64,
+            "every acknowledged span is stored, nothing else"
+        );
+        assert_eq!(
+            common::web::get_status(&format!("http://{}/readyz", vigil.api)).unwrap(),
+            200
+        );
+    });
+}
