@@ -103,3 +103,18 @@ pub fn services(
             .max_decoding_message_size(max_message_bytes),
     )
 }
+
+/// tonic refuses a message over the size limit with OUT_OF_RANGE before any handler runs;
+/// OTLP prescribes RESOURCE_EXHAUSTED for it, so the status is rewritten on the way out.
+pub fn oversize_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    let oversize = headers.get("grpc-status").is_some_and(|v| v == "11")
+        && headers
+            .get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            .is_some_and(|m| m.replace("%20", " ").contains("message length too large"));
+    if oversize {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+    response
+}

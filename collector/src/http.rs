@@ -6,12 +6,13 @@
 use std::io::Read;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use flate2::read::GzDecoder;
+use futures::StreamExt;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -85,18 +86,41 @@ fn content_length(headers: &HeaderMap) -> Option<usize> {
         .ok()
 }
 
+/// Bodies are read to their end (and discarded) up to this multiple of the limit, so that a
+/// client still writing an oversize body receives the 413 instead of a reset connection.
+const DRAIN_FACTOR: usize = 4;
+
+/// Reads and discards a body, up to `DRAIN_FACTOR` times `limit` bytes.
+async fn drain(body: Body, limit: usize) {
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen = seen.saturating_add(chunk.len());
+        if seen > limit.saturating_mul(DRAIN_FACTOR) {
+            break;
+        }
+    }
+}
+
 /// The request body, decompressed when `Content-Encoding` says gzip; never more than `limit` bytes.
 async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, IngestError> {
-    if content_length(headers).is_some_and(|len| len > limit) {
+    let mut stream = body.into_data_stream();
+    let mut raw = Vec::with_capacity(content_length(headers).unwrap_or(0).min(limit));
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            IngestError::InvalidArgument(format!("could not read request body: {e}"))
+        })?;
+        seen = seen.saturating_add(chunk.len());
+        if seen <= limit {
+            raw.extend_from_slice(&chunk);
+        } else if seen > limit.saturating_mul(DRAIN_FACTOR) {
+            break;
+        }
+    }
+    if seen > limit {
         return Err(too_large(limit, "request body"));
     }
-    let raw: Bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if is_length_limit(&e) {
-            too_large(limit, "request body")
-        } else {
-            IngestError::InvalidArgument(format!("could not read request body: {e}"))
-        }
-    })?;
     let coding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -104,7 +128,7 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<
         .trim()
         .to_ascii_lowercase();
     match coding.as_str() {
-        "" | "identity" => Ok(raw.to_vec()),
+        "" | "identity" => Ok(raw),
         "gzip" => {
             let mut out = Vec::new();
             let mut decoder = GzDecoder::new(&raw[..]).take(limit as u64 + 1);
@@ -120,18 +144,6 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<
             "unsupported Content-Encoding {other:?}; use gzip or none"
         ))),
     }
-}
-
-/// True when reading stopped at the body limit (the error wraps http-body's `LengthLimitError`).
-fn is_length_limit(e: &axum::Error) -> bool {
-    let mut source: Option<&dyn std::error::Error> = Some(e);
-    while let Some(s) = source {
-        if s.to_string().contains("length limit exceeded") {
-            return true;
-        }
-        source = s.source();
-    }
-    false
 }
 
 fn decode<R: ExportRequest>(bytes: &[u8], enc: Encoding) -> Result<R, IngestError> {
@@ -161,11 +173,13 @@ async fn handle<R: ExportRequest>(
     body: Body,
 ) -> Response {
     let mut enc = Encoding::Json;
+    let mut body = Some(body);
+    let limit = state.max_request_bytes;
     let result = async {
         enc = encoding(&headers)?;
         let hinted = content_length(&headers).unwrap_or(0);
-        let first = state.ingest.admit(hinted.min(state.max_request_bytes))?;
-        let bytes = read_body(&headers, body, state.max_request_bytes).await?;
+        let first = state.ingest.admit(hinted.min(limit))?;
+        let bytes = read_body(&headers, body.take().unwrap_or_default(), limit).await?;
         let _more = (bytes.len() > hinted)
             .then(|| state.ingest.admit(bytes.len() - hinted))
             .transpose()?;
@@ -176,6 +190,10 @@ async fn handle<R: ExportRequest>(
         response
     }
     .await;
+    if let Some(unread) = body {
+        // Refused before reading: consume the body anyway so the client sees the answer.
+        drain(unread, limit).await;
+    }
     match result {
         Ok(resp) => encode_ok::<R>(&resp, enc),
         Err(err) => {
@@ -190,10 +208,21 @@ fn encode_ok<R: ExportRequest>(resp: &R::Response, enc: Encoding) -> Response {
         Encoding::Protobuf => {
             ([(header::CONTENT_TYPE, PROTOBUF)], resp.encode_to_vec()).into_response()
         }
-        Encoding::Json => match serde_json::to_vec(resp) {
-            Ok(body) => ([(header::CONTENT_TYPE, JSON)], body).into_response(),
+        Encoding::Json => match serde_json::to_value(resp) {
+            Ok(mut value) => {
+                strip_nulls(&mut value);
+                ([(header::CONTENT_TYPE, JSON)], value.to_string()).into_response()
+            }
             Err(e) => error_response(&IngestError::Internal(e.to_string()), enc),
         },
+    }
+}
+
+/// OTLP/JSON omits unset fields: a full success is `{}`, not `{"partialSuccess": null}`.
+fn strip_nulls(value: &mut serde_json::Value) {
+    if let serde_json::Value::Object(map) = value {
+        map.retain(|_, v| !v.is_null());
+        map.values_mut().for_each(strip_nulls);
     }
 }
 

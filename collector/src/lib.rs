@@ -33,6 +33,9 @@ pub async fn serve_grpc(
     let (traces, metrics, logs) = grpc::services(ingest, config.max_request_size.0 as usize);
     tonic::transport::Server::builder()
         .concurrency_limit_per_connection(config.grpc_concurrency_per_connection.max(1))
+        .layer(tower::util::MapResponseLayer::new(
+            grpc::oversize_is_resource_exhausted,
+        ))
         .add_service(traces)
         .add_service(metrics)
         .add_service(logs)
