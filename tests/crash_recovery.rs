@@ -20,19 +20,28 @@ const CLIENTS: usize = 4;
 async fn ingest_until_killed(url: String, next: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> Vec<u64> {
     let client = reqwest::Client::new();
     let mut acked = Vec::new();
-    while !stop.load(Ordering::Relaxed) {
+    'requests: while !stop.load(Ordering::Relaxed) {
         let batch = next.fetch_add(1, Ordering::Relaxed);
         let body = tagged_request("crash", batch, SPANS_PER_REQUEST, 0).encode_to_vec();
-        match client
-            .post(&url)
-            .header("content-type", "application/x-protobuf")
-            .body(body)
-            .send()
-            .await
-        {
-            Ok(r) if r.status() == 200 => acked.push(batch),
-            Ok(r) => panic!("unexpected status {}", r.status()),
-            Err(_) => break, // killed
+        // Like an exporter: retry the same request while the server asks for it.
+        loop {
+            match client
+                .post(&url)
+                .header("content-type", "application/x-protobuf")
+                .body(body.clone())
+                .send()
+                .await
+            {
+                Ok(r) if r.status() == 200 => {
+                    acked.push(batch);
+                    break;
+                }
+                Ok(r) if r.status() == 429 || r.status() == 503 => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Ok(r) => panic!("unexpected status {}", r.status()),
+                Err(_) => break 'requests, // killed
+            }
         }
     }
     acked

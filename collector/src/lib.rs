@@ -15,6 +15,9 @@ pub mod stats;
 
 use std::future::Future;
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -30,15 +33,23 @@ pub async fn serve_grpc(
     config: &CollectorConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let (traces, metrics, logs) = grpc::services(ingest, config.max_request_size.0 as usize);
+    let max = config.max_request_size.0 as usize;
     tonic::transport::Server::builder()
         .concurrency_limit_per_connection(config.grpc_concurrency_per_connection.max(1))
         .layer(tower::util::MapResponseLayer::new(
             grpc::oversize_is_resource_exhausted,
         ))
-        .add_service(traces)
-        .add_service(metrics)
-        .add_service(logs)
+        .add_service(grpc::OtlpService::<ExportTraceServiceRequest>::new(
+            ingest.clone(),
+            max,
+        ))
+        .add_service(grpc::OtlpService::<ExportMetricsServiceRequest>::new(
+            ingest.clone(),
+            max,
+        ))
+        .add_service(grpc::OtlpService::<ExportLogsServiceRequest>::new(
+            ingest, max,
+        ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
 }

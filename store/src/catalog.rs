@@ -173,6 +173,19 @@ impl Catalog {
         self.tail_bytes.fetch_sub(freed, Ordering::Relaxed);
     }
 
+    /// Swaps `old` files of `signal` for `merged` in one step (a compaction).
+    pub(crate) fn replace_files(
+        &self,
+        signal: Signal,
+        old: &[Arc<SegmentFile>],
+        merged: SegmentFile,
+    ) {
+        let mut state = self.write();
+        let files = &mut state.files[signal.index()];
+        files.retain(|f| !old.iter().any(|o| o.path == f.path));
+        files.push(Arc::new(merged));
+    }
+
     /// Registers files found on disk at start-up.
     pub(crate) fn add_files(&self, files: Vec<(Signal, SegmentFile)>) {
         let mut state = self.write();

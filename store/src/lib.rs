@@ -7,6 +7,7 @@
 //! background flush moves the tail to Parquet and drops the WAL segments it covered.
 
 pub mod catalog;
+pub mod compaction;
 pub mod config;
 pub mod error;
 mod metrics;

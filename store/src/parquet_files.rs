@@ -34,6 +34,7 @@ const HOUR_NS: i64 = 3_600_000_000_000;
 const META_MIN: &str = "vigil.min_time";
 const META_MAX: &str = "vigil.max_time";
 const META_SEGMENT: &str = "vigil.wal_segment";
+const META_REPLACES: &str = "vigil.replaces";
 
 /// The hour partition of a nanosecond timestamp.
 pub fn hour_of(time_ns: i64) -> i64 {
@@ -93,6 +94,8 @@ fn sort_by_service_then_time(batch: &RecordBatch) -> Result<RecordBatch> {
 }
 
 /// Writes one signal's rows of one hour, all from WAL segments `<= wal_segment`, as a new file.
+/// `replaces` names the files (same directory) whose rows this file holds instead: start-up
+/// deletes them if a crash left them behind.
 pub fn write_hour(
     root: &Path,
     signal: Signal,
@@ -100,6 +103,7 @@ pub fn write_hour(
     wal_segment: u64,
     batches: &[RecordBatch],
     row_group_rows: usize,
+    replaces: &[String],
 ) -> Result<SegmentFile> {
     let table_schema = schema(signal);
     let batch = sort_by_service_then_time(&concat_batches(&table_schema, batches)?)?;
@@ -107,8 +111,16 @@ pub fn write_hour(
     let dir = hour_dir(root, signal, hour);
     fs::create_dir_all(&dir)
         .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
-    let path = dir.join(format!("{wal_segment:020}.parquet"));
-    let tmp = dir.join(format!("{wal_segment:020}.parquet.tmp"));
+    let stem = if replaces.is_empty() {
+        format!("{wal_segment:020}")
+    } else {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("{wal_segment:020}-merged-{nanos}")
+    };
+    let path = dir.join(format!("{stem}.parquet"));
+    let tmp = dir.join(format!("{stem}.parquet.tmp"));
 
     let service_idx = table_schema.index_of(SERVICE_NAME)?;
     let time_idx = table_schema.index_of(TIME)?;
@@ -133,6 +145,7 @@ pub fn write_hour(
             KeyValue::new(META_MIN.to_string(), min_time.to_string()),
             KeyValue::new(META_MAX.to_string(), max_time.to_string()),
             KeyValue::new(META_SEGMENT.to_string(), wal_segment.to_string()),
+            KeyValue::new(META_REPLACES.to_string(), replaces.join(",")),
         ]))
         .build();
     let file =
@@ -157,8 +170,8 @@ pub fn write_hour(
     })
 }
 
-/// Reads the footer of an existing segment file.
-fn load_file(path: &Path) -> Result<SegmentFile> {
+/// Reads the footer of an existing segment file: the file and the names of files it replaces.
+fn load_file(path: &Path) -> Result<(SegmentFile, Vec<String>)> {
     let file =
         File::open(path).map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
     let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -181,7 +194,16 @@ fn load_file(path: &Path) -> Result<SegmentFile> {
         })
     };
     let min_time = num(META_MIN)?;
-    Ok(SegmentFile {
+    let replaces = kv
+        .get(META_REPLACES)
+        .map(|v| {
+            v.split(',')
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let file = SegmentFile {
         path: path.to_path_buf(),
         min_time,
         max_time: num(META_MAX)?,
@@ -189,10 +211,12 @@ fn load_file(path: &Path) -> Result<SegmentFile> {
         bytes,
         hour: hour_of(min_time),
         wal_segment: num(META_SEGMENT)? as u64,
-    })
+    };
+    Ok((file, replaces))
 }
 
-/// Every segment file under `root`, with leftovers of interrupted flushes (`*.tmp`) deleted.
+/// Every segment file under `root`. Leftovers of interrupted flushes (`*.tmp`) and files a
+/// finished compaction replaced (but a crash left behind) are deleted.
 pub fn scan(root: &Path) -> Result<Vec<(Signal, SegmentFile)>> {
     let mut found = Vec::new();
     for signal in Signal::ALL {
@@ -209,7 +233,7 @@ pub fn scan(root: &Path) -> Result<Vec<(Signal, SegmentFile)>> {
                     let _ = fs::remove_file(&path);
                 } else if path.extension().is_some_and(|e| e == "parquet") {
                     match load_file(&path) {
-                        Ok(file) => found.push((signal, file)),
+                        Ok((file, replaces)) => found.push((signal, file, replaces)),
                         Err(e) => {
                             tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable segment file")
                         }
@@ -218,7 +242,32 @@ pub fn scan(root: &Path) -> Result<Vec<(Signal, SegmentFile)>> {
             }
         }
     }
-    Ok(found)
+    let replaced: std::collections::HashSet<PathBuf> = found
+        .iter()
+        .flat_map(|(_, f, replaces)| {
+            replaces
+                .iter()
+                .filter_map(|name| Some(f.path.parent()?.join(name)))
+        })
+        .collect();
+    let mut live = Vec::with_capacity(found.len());
+    for (signal, file, _) in found {
+        if replaced.contains(&file.path) {
+            let _ = fs::remove_file(&file.path);
+        } else {
+            live.push((signal, file));
+        }
+    }
+    Ok(live)
+}
+
+/// Reads every row of a segment file.
+pub fn read_all(file: &SegmentFile) -> Result<Vec<RecordBatch>> {
+    let f = File::open(&file.path)
+        .map_err(|e| StoreError::io(format!("opening {}", file.path.display()), e))?;
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)?.build()?;
+    Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
 }
 
 /// Highest WAL segment already in Parquet, per (signal, hour).

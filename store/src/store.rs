@@ -14,6 +14,7 @@ use datafusion::prelude::SessionConfig;
 use tokio::sync::{Notify, oneshot};
 
 use crate::catalog::{Catalog, TailEntry};
+use crate::compaction::{self, CompactionReport};
 use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
 use crate::parquet_files::{self, split_by_hour};
@@ -37,6 +38,8 @@ pub struct FlushStats {
     pub rows: AtomicU64,
     /// Files deleted by retention.
     pub expired_files: AtomicU64,
+    /// Small files merged away by compaction.
+    pub compacted_files: AtomicU64,
 }
 
 /// What one flush did.
@@ -108,7 +111,7 @@ impl Store {
 
         let mut replay = ReplayReport::default();
         let segments = list_segments(&wal_dir)?;
-        let mut last = (segments.last().copied().unwrap_or(1), 0u64);
+        let mut last = (0u64, 0u64);
         let mut entries = Vec::new();
         for &id in &segments {
             let contents = read_segment(&segment_path(&wal_dir, id))?;
@@ -137,6 +140,12 @@ impl Store {
             last = (id, contents.valid_len);
         }
         catalog.append_tail(entries);
+        // New writes must land in a segment no Parquet file claims to cover, or a later
+        // replay would skip them.
+        let max_covered = coverage.values().copied().max().unwrap_or(0);
+        if last.0 <= max_covered {
+            last = (max_covered + 1, 0);
+        }
         if replay.segments > 0 {
             tracing::info!(?replay, "replayed write-ahead log");
         }
@@ -320,6 +329,7 @@ impl Store {
                     segment,
                     &batches,
                     self.inner.config.row_group_rows,
+                    &[],
                 )?;
                 report.rows += file.rows;
                 report.files += 1;
@@ -375,6 +385,30 @@ impl Store {
         removed.len()
     }
 
+    /// Merges small files of finished hours (see [`crate::compaction`]); reads at most a few
+    /// percent of the memory budget at a time.
+    pub fn compact(&self) -> Result<CompactionReport> {
+        let config = &self.inner.config;
+        let max_input = (config.tail_limit.0 / 8).max(8 << 20);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as i64;
+        let report = compaction::compact(
+            &self.inner.catalog,
+            &self.inner.parquet_dir,
+            config.row_group_rows,
+            max_input,
+            now,
+            config.flush_interval.0.as_nanos() as i64,
+        )?;
+        self.inner
+            .flush_stats
+            .compacted_files
+            .fetch_add(report.inputs as u64, Ordering::Relaxed);
+        Ok(report)
+    }
+
     /// Runs flushes (on the interval, or early when the tail grows) and retention until `shutdown` fires.
     pub async fn run_background(&self, shutdown: Arc<Notify>) {
         let interval = self
@@ -393,7 +427,13 @@ impl Store {
             let _ = self.flush().await;
             if Instant::now() >= retention_due {
                 let this = self.clone();
-                let _ = tokio::task::spawn_blocking(move || this.enforce_retention()).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    this.enforce_retention();
+                    if let Err(e) = this.compact() {
+                        tracing::warn!(error = %e, "compaction failed; the small files stay and are retried later");
+                    }
+                })
+                .await;
                 retention_due = Instant::now() + Duration::from_secs(60);
             }
         }

@@ -61,8 +61,14 @@ impl Origin {
     }
 }
 
-fn map_builder() -> MapBuilder<StringBuilder, StringBuilder> {
-    MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
+/// A string builder for `rows` values of about `avg` bytes.
+pub fn strings(rows: usize, avg: usize) -> StringBuilder {
+    StringBuilder::with_capacity(rows, rows.saturating_mul(avg))
+}
+
+/// A map builder for `rows` maps holding `entries` entries in all.
+pub fn map_builder(rows: usize, entries: usize) -> MapBuilder<StringBuilder, StringBuilder> {
+    MapBuilder::with_capacity(None, strings(entries, 16), strings(entries, 24), rows)
 }
 
 /// Appends one map value made of `pairs`.
@@ -106,20 +112,22 @@ pub struct CommonColumns {
     schema_url: StringBuilder,
 }
 
-impl Default for CommonColumns {
-    fn default() -> Self {
+impl CommonColumns {
+    /// Builders sized for `rows` rows carrying `attributes` item attributes in all, so a small
+    /// request does not hold the builders' default capacity in the tail.
+    pub fn with_capacity(rows: usize, attributes: usize) -> Self {
         CommonColumns {
-            time: TimestampNanosecondBuilder::new().with_timezone("UTC"),
-            service: StringBuilder::new(),
-            trace_id: StringBuilder::new(),
-            span_id: StringBuilder::new(),
-            correlation_id: StringBuilder::new(),
-            attributes: map_builder(),
-            resource: map_builder(),
-            scope_name: StringBuilder::new(),
-            scope_version: StringBuilder::new(),
-            scope_attributes: map_builder(),
-            schema_url: StringBuilder::new(),
+            time: TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            service: strings(rows, 16),
+            trace_id: strings(rows, 32),
+            span_id: strings(rows, 16),
+            correlation_id: strings(rows, 16),
+            attributes: map_builder(rows, attributes),
+            resource: map_builder(rows, rows * 4),
+            scope_name: strings(rows, 16),
+            scope_version: strings(rows, 4),
+            scope_attributes: map_builder(rows, 0),
+            schema_url: strings(rows, 0),
         }
     }
 }

@@ -54,7 +54,10 @@ impl<K: Hash + Eq + Clone> Bounded<K> {
         }
     }
 
-    fn get(&self, key: &K) -> Option<Arc<str>> {
+    fn get<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<Arc<str>>
+    where
+        K: std::borrow::Borrow<Q>,
+    {
         self.map.get(key).cloned()
     }
 }
@@ -88,7 +91,7 @@ impl CorrelationIndex {
         if !span_id.is_empty() {
             self.spans.insert(span_id.to_string(), cid.clone());
         }
-        if !trace_id.is_empty() && self.traces.get(&trace_id.to_string()).is_none() {
+        if !trace_id.is_empty() && self.traces.get(trace_id).is_none() {
             self.traces.insert(trace_id.to_string(), cid.clone());
         }
     }

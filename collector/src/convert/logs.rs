@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use vigil_store::{Signal, schema::schema};
 
 use super::Converted;
-use super::common::{CommonColumns, Origin, RowKey, nanos};
+use super::common::{CommonColumns, Origin, RowKey, nanos, strings};
 use super::correlation::{self, CorrelationIndex};
 use super::values::{hex_id, to_json};
 
@@ -24,7 +24,6 @@ fn body_text(record: &LogRecord) -> String {
     }
 }
 
-#[derive(Default)]
 struct LogColumns {
     common: CommonColumns,
     observed: TimestampNanosecondBuilder,
@@ -42,7 +41,22 @@ pub fn convert_logs(
     index: &CorrelationIndex,
 ) -> Result<Converted, ArrowError> {
     let mut out = Converted::default();
-    let mut cols = LogColumns::default();
+    let records = req
+        .resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .flat_map(|s| &s.log_records);
+    let (rows, attributes) = records.fold((0, 0), |(n, a), r| (n + 1, a + r.attributes.len()));
+    let mut cols = LogColumns {
+        common: CommonColumns::with_capacity(rows, attributes),
+        observed: TimestampNanosecondBuilder::with_capacity(rows),
+        severity_number: Int32Builder::with_capacity(rows),
+        severity_text: strings(rows, 5),
+        body: strings(rows, 64),
+        event_name: strings(rows, 0),
+        flags: UInt32Builder::with_capacity(rows),
+        dropped_attributes: UInt32Builder::with_capacity(rows),
+    };
     for rl in &req.resource_logs {
         for sl in &rl.scope_logs {
             let origin = Origin::new(

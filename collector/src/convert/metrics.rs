@@ -10,14 +10,15 @@ use arrow::error::ArrowError;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Exemplar, Metric, exemplar, exponential_histogram_data_point::Buckets,
-    metric::Data, number_data_point, summary_data_point::ValueAtQuantile,
+    AggregationTemporality, Exemplar, Metric, NumberDataPoint, exemplar,
+    exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
+    summary_data_point::ValueAtQuantile,
 };
 use serde_json::{Value as Json, json};
 use vigil_store::{Signal, schema::schema};
 
 use super::Converted;
-use super::common::{CommonColumns, Origin, RowKey, nanos, push_map};
+use super::common::{CommonColumns, Origin, RowKey, map_builder, nanos, push_map, strings};
 use super::correlation;
 use super::values::{attributes_json, attributes_text, hex_id};
 
@@ -124,41 +125,39 @@ struct MetricColumns {
     flags: UInt32Builder,
 }
 
-impl Default for MetricColumns {
-    fn default() -> Self {
+impl MetricColumns {
+    fn with_capacity(rows: usize, attributes: usize) -> Self {
+        let u64s = || ListBuilder::with_capacity(UInt64Builder::new(), rows);
+        let f64s = || ListBuilder::with_capacity(Float64Builder::new(), rows);
         MetricColumns {
-            common: CommonColumns::default(),
-            name: StringBuilder::new(),
-            description: StringBuilder::new(),
-            metric_type: StringBuilder::new(),
-            unit: StringBuilder::new(),
-            metadata: arrow::array::MapBuilder::new(
-                None,
-                StringBuilder::new(),
-                StringBuilder::new(),
-            ),
-            start: TimestampNanosecondBuilder::new().with_timezone("UTC"),
-            value: Float64Builder::new(),
-            is_monotonic: BooleanBuilder::new(),
-            temporality: StringBuilder::new(),
-            count: UInt64Builder::new(),
-            sum: Float64Builder::new(),
-            min: Float64Builder::new(),
-            max: Float64Builder::new(),
-            buckets: ListBuilder::new(UInt64Builder::new()),
-            bounds: ListBuilder::new(Float64Builder::new()),
-            exp_scale: Int32Builder::new(),
-            exp_zero_count: UInt64Builder::new(),
-            exp_zero_threshold: Float64Builder::new(),
-            exp_pos_offset: Int32Builder::new(),
-            exp_pos_counts: ListBuilder::new(UInt64Builder::new()),
-            exp_neg_offset: Int32Builder::new(),
-            exp_neg_counts: ListBuilder::new(UInt64Builder::new()),
-            quantile_levels: ListBuilder::new(Float64Builder::new()),
-            quantile_values: ListBuilder::new(Float64Builder::new()),
-            exemplars: StringBuilder::new(),
-            exemplar_trace_ids: ListBuilder::new(StringBuilder::new()),
-            flags: UInt32Builder::new(),
+            common: CommonColumns::with_capacity(rows, attributes),
+            name: strings(rows, 24),
+            description: strings(rows, 0),
+            metric_type: strings(rows, 9),
+            unit: strings(rows, 2),
+            metadata: map_builder(rows, 0),
+            start: TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC"),
+            value: Float64Builder::with_capacity(rows),
+            is_monotonic: BooleanBuilder::with_capacity(rows),
+            temporality: strings(rows, 10),
+            count: UInt64Builder::with_capacity(rows),
+            sum: Float64Builder::with_capacity(rows),
+            min: Float64Builder::with_capacity(rows),
+            max: Float64Builder::with_capacity(rows),
+            buckets: u64s(),
+            bounds: f64s(),
+            exp_scale: Int32Builder::with_capacity(rows),
+            exp_zero_count: UInt64Builder::with_capacity(rows),
+            exp_zero_threshold: Float64Builder::with_capacity(rows),
+            exp_pos_offset: Int32Builder::with_capacity(rows),
+            exp_pos_counts: u64s(),
+            exp_neg_offset: Int32Builder::with_capacity(rows),
+            exp_neg_counts: u64s(),
+            quantile_levels: f64s(),
+            quantile_values: f64s(),
+            exemplars: strings(rows, 2),
+            exemplar_trace_ids: ListBuilder::with_capacity(StringBuilder::new(), rows),
+            flags: UInt32Builder::with_capacity(rows),
         }
     }
 }
@@ -279,6 +278,22 @@ impl MetricColumns {
     }
 }
 
+/// Gauge and sum points: one value each.
+fn number_points(points: &[NumberDataPoint]) -> Vec<Point<'_>> {
+    points
+        .iter()
+        .map(|d| Point {
+            time: d.time_unix_nano,
+            start: d.start_time_unix_nano,
+            attributes: &d.attributes,
+            value: number(d.value.as_ref()),
+            exemplars: &d.exemplars,
+            flags: d.flags,
+            ..Default::default()
+        })
+        .collect()
+}
+
 /// The points of one metric, flattened to [`Point`]s.
 fn points(metric: &Metric) -> (Kind, Vec<Point<'_>>) {
     let plain = |name| Kind {
@@ -288,39 +303,14 @@ fn points(metric: &Metric) -> (Kind, Vec<Point<'_>>) {
     };
     match &metric.data {
         None => (plain("empty"), vec![]),
-        Some(Data::Gauge(g)) => (
-            plain("gauge"),
-            g.data_points
-                .iter()
-                .map(|d| Point {
-                    time: d.time_unix_nano,
-                    start: d.start_time_unix_nano,
-                    attributes: &d.attributes,
-                    value: number(d.value.as_ref()),
-                    exemplars: &d.exemplars,
-                    flags: d.flags,
-                    ..Default::default()
-                })
-                .collect(),
-        ),
+        Some(Data::Gauge(g)) => (plain("gauge"), number_points(&g.data_points)),
         Some(Data::Sum(s)) => (
             Kind {
                 name: "sum",
                 is_monotonic: Some(s.is_monotonic),
                 temporality: temporality(s.aggregation_temporality),
             },
-            s.data_points
-                .iter()
-                .map(|d| Point {
-                    time: d.time_unix_nano,
-                    start: d.start_time_unix_nano,
-                    attributes: &d.attributes,
-                    value: number(d.value.as_ref()),
-                    exemplars: &d.exemplars,
-                    flags: d.flags,
-                    ..Default::default()
-                })
-                .collect(),
+            number_points(&s.data_points),
         ),
         Some(Data::Histogram(h)) => (
             Kind {
@@ -397,7 +387,15 @@ fn points(metric: &Metric) -> (Kind, Vec<Point<'_>>) {
 /// Converts a metrics export request: one row per data point.
 pub fn convert_metrics(req: &ExportMetricsServiceRequest) -> Result<Converted, ArrowError> {
     let mut out = Converted::default();
-    let mut cols = MetricColumns::default();
+    let metrics = req
+        .resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics);
+    let (rows, attributes) = metrics
+        .flat_map(|m| points(m).1)
+        .fold((0, 0), |(n, a), p| (n + 1, a + p.attributes.len()));
+    let mut cols = MetricColumns::with_capacity(rows, attributes);
     for rm in &req.resource_metrics {
         for sm in &rm.scope_metrics {
             let origin = Origin::new(
@@ -427,4 +425,158 @@ pub fn convert_metrics(req: &ExportMetricsServiceRequest) -> Result<Converted, A
         out.batch = Some(cols.finish()?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float64Type, Int32Type, UInt64Type};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, ResourceMetrics, ScopeMetrics,
+        Summary, SummaryDataPoint,
+    };
+
+    fn metric(name: &str, data: Data) -> Metric {
+        Metric {
+            name: name.into(),
+            data: Some(data),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_point_type_lands_in_its_columns() {
+        let exp = ExponentialHistogramDataPoint {
+            time_unix_nano: 5,
+            count: 6,
+            sum: Some(12.5),
+            scale: 3,
+            zero_count: 1,
+            zero_threshold: 0.001,
+            positive: Some(Buckets {
+                offset: -2,
+                bucket_counts: vec![2, 3],
+            }),
+            negative: None,
+            ..Default::default()
+        };
+        let summary = SummaryDataPoint {
+            time_unix_nano: 7,
+            count: 10,
+            sum: 99.0,
+            quantile_values: vec![
+                ValueAtQuantile {
+                    quantile: 0.5,
+                    value: 8.0,
+                },
+                ValueAtQuantile {
+                    quantile: 0.99,
+                    value: 20.0,
+                },
+            ],
+            ..Default::default()
+        };
+        let gauge = NumberDataPoint {
+            time_unix_nano: 3,
+            value: Some(number_data_point::Value::AsInt(-4)),
+            ..Default::default()
+        };
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![
+                        metric(
+                            "g",
+                            Data::Gauge(Gauge {
+                                data_points: vec![gauge],
+                            }),
+                        ),
+                        metric(
+                            "e",
+                            Data::ExponentialHistogram(ExponentialHistogram {
+                                data_points: vec![exp],
+                                aggregation_temporality: 1,
+                            }),
+                        ),
+                        metric(
+                            "s",
+                            Data::Summary(Summary {
+                                data_points: vec![summary],
+                            }),
+                        ),
+                        metric(
+                            "",
+                            Data::Gauge(Gauge {
+                                data_points: vec![NumberDataPoint::default()],
+                            }),
+                        ),
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let out = convert_metrics(&req).unwrap();
+        assert_eq!((out.received, out.rejected), (4, 1));
+        assert!(out.message("data points").contains("metric name is empty"));
+        let b = out.batch.unwrap();
+        let col = |name: &str| b.column_by_name(name).unwrap().clone();
+        assert_eq!(
+            col("metric_type")
+                .as_string::<i32>()
+                .iter()
+                .collect::<Vec<_>>(),
+            vec![
+                Some("gauge"),
+                Some("exponential_histogram"),
+                Some("summary")
+            ]
+        );
+        assert_eq!(
+            col("service_name").as_string::<i32>().value(0),
+            "unknown_service"
+        );
+        assert_eq!(col("value").as_primitive::<Float64Type>().value(0), -4.0);
+        assert!(col("value").is_null(1));
+        assert_eq!(col("exp_scale").as_primitive::<Int32Type>().value(1), 3);
+        assert_eq!(
+            col("exp_positive_offset")
+                .as_primitive::<Int32Type>()
+                .value(1),
+            -2
+        );
+        let pos = col("exp_positive_bucket_counts");
+        assert_eq!(
+            pos.as_list::<i32>()
+                .value(1)
+                .as_primitive::<UInt64Type>()
+                .values()
+                .to_vec(),
+            vec![2, 3]
+        );
+        assert_eq!(col("temporality").as_string::<i32>().value(1), "DELTA");
+        let levels = col("quantile_levels");
+        assert_eq!(
+            levels
+                .as_list::<i32>()
+                .value(2)
+                .as_primitive::<Float64Type>()
+                .values()
+                .to_vec(),
+            vec![0.5, 0.99]
+        );
+        let values = col("quantile_values");
+        assert_eq!(
+            values
+                .as_list::<i32>()
+                .value(2)
+                .as_primitive::<Float64Type>()
+                .values()
+                .to_vec(),
+            vec![8.0, 20.0]
+        );
+        assert_eq!(col("sum").as_primitive::<Float64Type>().value(2), 99.0);
+        assert!(col("bucket_counts").is_null(0));
+    }
 }

@@ -12,7 +12,7 @@ use serde_json::{Value as Json, json};
 use vigil_store::{Signal, schema::schema};
 
 use super::Converted;
-use super::common::{CommonColumns, Origin, RowKey, nanos};
+use super::common::{CommonColumns, Origin, RowKey, nanos, strings};
 use super::correlation::{self, CorrelationIndex};
 use super::values::{attributes_json, hex_id};
 
@@ -86,7 +86,6 @@ fn links_json(span: &Span) -> String {
     Json::Array(links).to_string()
 }
 
-#[derive(Default)]
 struct SpanColumns {
     common: CommonColumns,
     end_time: TimestampNanosecondBuilder,
@@ -106,6 +105,26 @@ struct SpanColumns {
 }
 
 impl SpanColumns {
+    fn with_capacity(rows: usize, attributes: usize) -> Self {
+        SpanColumns {
+            common: CommonColumns::with_capacity(rows, attributes),
+            end_time: TimestampNanosecondBuilder::with_capacity(rows),
+            duration: Int64Builder::with_capacity(rows),
+            parent: strings(rows, 16),
+            name: strings(rows, 24),
+            kind: strings(rows, 8),
+            status_code: strings(rows, 5),
+            status_message: strings(rows, 0),
+            trace_state: strings(rows, 0),
+            flags: UInt32Builder::with_capacity(rows),
+            events: strings(rows, 2),
+            links: strings(rows, 2),
+            dropped_attributes: UInt32Builder::with_capacity(rows),
+            dropped_events: UInt32Builder::with_capacity(rows),
+            dropped_links: UInt32Builder::with_capacity(rows),
+        }
+    }
+
     fn push(&mut self, origin: &Origin, span: &Span, ids: &Ids, cid: Option<&str>) {
         let start = nanos(span.start_time_unix_nano);
         let end = nanos(span.end_time_unix_nano);
@@ -181,10 +200,12 @@ pub fn convert_traces(
     // Pass 1: validate, and learn the correlation ids spans state themselves, so a child
     // exported in the same request as its parent inherits regardless of order.
     let mut valid: Vec<Option<Ids>> = Vec::new();
+    let mut attributes = 0;
     for rs in &req.resource_spans {
         for ss in &rs.scope_spans {
             for span in &ss.spans {
                 out.received += 1;
+                attributes += span.attributes.len();
                 match ids(span) {
                     Ok(ids) => {
                         if let Some(cid) = correlation::explicit(&span.attributes) {
@@ -201,7 +222,7 @@ pub fn convert_traces(
         }
     }
     // Pass 2: resolve inheritance and build rows.
-    let mut cols = SpanColumns::default();
+    let mut cols = SpanColumns::with_capacity(valid.len(), attributes);
     let mut valid = valid.into_iter();
     for rs in &req.resource_spans {
         for ss in &rs.scope_spans {

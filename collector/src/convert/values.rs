@@ -1,11 +1,24 @@
 //! OTLP `AnyValue`s and ids rendered as the strings and JSON the store's columns hold.
 
-use std::fmt::Write as _;
-
 use base64::Engine as _;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use serde_json::{Map, Value as Json};
+
+/// Appends a value's text form (see [`to_text`]) to `out` without an intermediate `String`
+/// for the common cases.
+pub fn append_text(out: &mut arrow::array::StringBuilder, value: Option<&AnyValue>) {
+    use std::fmt::Write as _;
+    match value.and_then(|v| v.value.as_ref()) {
+        Some(Value::StringValue(s)) => out.append_value(s),
+        Some(Value::IntValue(i)) => {
+            let _ = write!(out, "{i}");
+            out.append_value("");
+        }
+        Some(Value::BoolValue(b)) => out.append_value(if *b { "true" } else { "false" }),
+        _ => out.append_value(to_text(value)),
+    }
+}
 
 /// A value as it appears in an attribute map: scalars as text, bytes as base64, arrays and maps as JSON.
 pub fn to_text(value: Option<&AnyValue>) -> String {
@@ -91,9 +104,11 @@ pub fn hex_id(bytes: &[u8], expected: usize, what: &str, required: bool) -> Resu
             bytes.len()
         ));
     }
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(expected * 2);
     for b in bytes {
-        let _ = write!(out, "{b:02x}");
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     Ok(out)
 }
@@ -126,6 +141,26 @@ mod tests {
         }));
         assert_eq!(to_text(Some(&kv)), r#"{"k":false}"#);
         assert_eq!(to_text(None), "");
+    }
+
+    #[test]
+    fn appended_text_is_the_same_as_to_text() {
+        let values = [
+            v(Value::StringValue("x".into())),
+            v(Value::IntValue(i64::MIN)),
+            v(Value::BoolValue(false)),
+            v(Value::DoubleValue(1.5)),
+            v(Value::BytesValue(vec![255])),
+            AnyValue { value: None },
+        ];
+        let mut b = arrow::array::StringBuilder::new();
+        for value in &values {
+            append_text(&mut b, Some(value));
+        }
+        let built = b.finish();
+        for (i, value) in values.iter().enumerate() {
+            assert_eq!(built.value(i), to_text(Some(value)));
+        }
     }
 
     #[test]
