@@ -77,14 +77,6 @@ impl IngestStats {
         }
     }
 
-    /// Items accepted so far for `signal`, all transports.
-    pub fn accepted(&self, signal: Signal) -> u64 {
-        Transport::ALL
-            .iter()
-            .map(|t| self.cell(signal, *t).accepted.load(Ordering::Relaxed))
-            .sum()
-    }
-
     /// Appends the Prometheus text exposition of these counters to `out`.
     pub fn render(&self, out: &mut String) {
         let series = [

@@ -191,11 +191,6 @@ impl Store {
         &self.inner.replay
     }
 
-    /// The settings the store runs with.
-    pub fn config(&self) -> &StoreConfig {
-        &self.inner.config
-    }
-
     /// WAL counters.
     pub fn wal_stats(&self) -> &WalStats {
         &self.inner.wal_stats

@@ -13,7 +13,6 @@ pub mod values;
 
 use arrow::array::RecordBatch;
 
-pub use common::UNKNOWN_SERVICE;
 pub use correlation::CorrelationIndex;
 pub use logs::convert_logs;
 pub use metrics::convert_metrics;

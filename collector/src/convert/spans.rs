@@ -53,6 +53,9 @@ fn status_name(code: i32) -> &'static str {
 }
 
 fn events_json(span: &Span) -> String {
+    if span.events.is_empty() {
+        return "[]".into();
+    }
     let events: Vec<Json> = span
         .events
         .iter()
@@ -69,6 +72,9 @@ fn events_json(span: &Span) -> String {
 }
 
 fn links_json(span: &Span) -> String {
+    if span.links.is_empty() {
+        return "[]".into();
+    }
     let links: Vec<Json> = span
         .links
         .iter()
