@@ -47,6 +47,9 @@ pub fn resolve_config(args: &ServeArgs) -> anyhow::Result<VigilConfig> {
     Ok(config)
 }
 
+/// How long a stopping server waits for open connections to finish.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A running server.
 pub struct Running {
     /// Bound OTLP/gRPC address.
@@ -139,8 +142,17 @@ impl Running {
     /// Stops the listeners, flushes the tail to Parquet and closes the WAL.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.notify_waiters();
-        for task in self.tasks {
-            task.await??;
+        // Exporters keep their connections open; in-flight requests get a grace period, then
+        // the listeners are dropped. Everything acknowledged is already in the WAL.
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        for mut task in self.tasks {
+            match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(result) => result??,
+                Err(_) => {
+                    tracing::info!("connections still open after the grace period; closing them");
+                    task.abort();
+                }
+            }
         }
         if let Err(e) = self.store.flush().await {
             tracing::warn!(error = %e, "final flush failed; the WAL keeps the data for the next start");
