@@ -166,11 +166,11 @@ impl Ingest {
         req: R,
         transport: Transport,
     ) -> Result<R::Response, IngestError> {
-        let converted = req
+        let mut converted = req
             .convert(&self.correlation)
             .map_err(|e| IngestError::Internal(e.to_string()))?;
         drop(req);
-        if let Some(batch) = converted.batch.clone()
+        if let Some(batch) = converted.batch.take()
             && let Err(e) = self.store.append(R::SIGNAL, batch).await
         {
             let err = IngestError::from(e);

@@ -223,7 +223,9 @@ impl Store {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        if batch.schema_ref() != &schema::schema(signal) {
+        let expected = schema::schema(signal);
+        // Batches built by the collector share the schema's Arc: a pointer check is enough then.
+        if !Arc::ptr_eq(batch.schema_ref(), &expected) && batch.schema_ref() != &expected {
             return Err(StoreError::SchemaMismatch {
                 signal,
                 detail: format!("got {:?}", batch.schema_ref().fields()),

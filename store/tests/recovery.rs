@@ -71,6 +71,13 @@ async fn count(store: &Store, sql: &str) -> i64 {
         .value(0)
 }
 
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
 fn config(dir: &std::path::Path) -> StoreConfig {
     StoreConfig {
         data_dir: dir.to_path_buf(),
@@ -177,10 +184,7 @@ async fn writes_after_losing_the_wal_directory_are_not_mistaken_for_flushed_ones
 #[tokio::test]
 async fn retention_drops_files_past_the_age_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64;
+    let now = now_ns();
     let store = Store::open(config(dir.path())).unwrap();
     store
         .append(
@@ -210,10 +214,7 @@ async fn retention_drops_files_past_the_age_limit() {
 #[tokio::test]
 async fn compaction_merges_a_finished_hour_and_a_crash_never_double_counts() {
     let dir = tempfile::tempdir().unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64;
+    let now = now_ns();
     let past = now - 3 * HOUR;
     let store = Store::open(config(dir.path())).unwrap();
     for i in 0..4 {
@@ -321,10 +322,7 @@ async fn a_query_on_recent_time_does_not_open_older_files() {
 #[tokio::test]
 async fn retention_by_size_drops_the_oldest_files_first() {
     let dir = tempfile::tempdir().unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64;
+    let now = now_ns();
     let store = Store::open(config(dir.path())).unwrap();
     for (i, service) in ["oldest", "middle", "newest"].into_iter().enumerate() {
         let t = now - (3 - i as i64) * HOUR;
