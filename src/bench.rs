@@ -191,7 +191,13 @@ async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
 
     // Storage: unique spans only, so compression is not flattered by repetition.
-    let dir = tempfile_dir("vigil-bench-storage")?;
+    let dir = match &args.keep_data {
+        Some(keep) => {
+            std::fs::create_dir_all(keep)?;
+            keep.clone()
+        }
+        None => tempfile_dir("vigil-bench-storage")?,
+    };
     let server = Server::start(&dir, &args)?;
     let unique: Vec<ExportTraceServiceRequest> = (1000..1200)
         .map(|i| payload::request(i, args.batch, args.attributes))
@@ -204,7 +210,9 @@ async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
     }
     server.stop()?;
     let parquet = dir_bytes(&dir.join("parquet"), "parquet");
-    let _ = std::fs::remove_dir_all(&dir);
+    if args.keep_data.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     println!();
     println!("{:<44} {:>14}", "measure", "value");

@@ -105,4 +105,8 @@ pub struct IngestBenchArgs {
     /// WAL fsync policy for the run.
     #[arg(long, default_value = "always")]
     pub fsync: FsyncPolicy,
+    /// Keep the storage phase's data directory here (for inspecting the Parquet files)
+    /// instead of a temporary one that is deleted.
+    #[arg(long)]
+    pub keep_data: Option<std::path::PathBuf>,
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 mod metrics;
 pub mod parquet_files;
+mod parquet_layout;
 pub mod schema;
 mod signal;
 mod store;

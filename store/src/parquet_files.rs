@@ -1,8 +1,7 @@
 //! Parquet segment files: how a flush writes them and how start-up finds them again.
 //!
 //! Layout: `parquet/<signal>/<YYYY-MM-DD>/<HH>/<wal segment>.parquet`. Each file holds one
-//! signal's rows of one hour, sorted by service then time, zstd-compressed, with bloom
-//! filters on `trace_id` and `correlation_id`. Its key-value metadata records the time
+//! signal's rows of one hour, sorted by service then time, laid out as [`crate::parquet_layout`] says. Its key-value metadata records the time
 //! bounds and the last WAL segment it covers, which is what lets start-up skip WAL records
 //! that already reached Parquet.
 
@@ -17,10 +16,10 @@ use arrow::compute::kernels::cmp::eq;
 use arrow::compute::{
     SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch,
 };
+use arrow::datatypes::SchemaRef;
 use chrono::DateTime;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::{KeyValue, SortingColumn};
+use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
@@ -69,28 +68,17 @@ pub fn split_by_hour(batch: &RecordBatch) -> Result<Vec<(i64, RecordBatch)>> {
         .collect()
 }
 
-fn sort_by_service_then_time(batch: &RecordBatch) -> Result<RecordBatch> {
-    let column = |name: &str| {
-        batch
-            .column_by_name(name)
-            .cloned()
-            .ok_or_else(|| StoreError::SchemaMismatch {
-                signal: Signal::Spans,
-                detail: format!("missing column {name}"),
-            })
+/// All rows of `batches`, sorted by service then time.
+fn sort_by_service_then_time(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    let batch = concat_batches(schema, batches)?;
+    let key = |name: &str| -> Result<SortColumn> {
+        Ok(SortColumn {
+            values: batch.column(schema.index_of(name)?).clone(),
+            options: None,
+        })
     };
-    let keys = [
-        SortColumn {
-            values: column(SERVICE_NAME)?,
-            options: None,
-        },
-        SortColumn {
-            values: column(TIME)?,
-            options: None,
-        },
-    ];
-    let indices: UInt32Array = lexsort_to_indices(&keys, None)?;
-    Ok(take_record_batch(batch, &indices)?)
+    let order: UInt32Array = lexsort_to_indices(&[key(SERVICE_NAME)?, key(TIME)?], None)?;
+    Ok(take_record_batch(&batch, &order)?)
 }
 
 /// Writes one signal's rows of one hour, all from WAL segments `<= wal_segment`, as a new file.
@@ -106,7 +94,7 @@ pub fn write_hour(
     replaces: &[String],
 ) -> Result<SegmentFile> {
     let table_schema = schema(signal);
-    let batch = sort_by_service_then_time(&concat_batches(&table_schema, batches)?)?;
+    let batch = sort_by_service_then_time(&table_schema, batches)?;
     let (min_time, max_time) = crate::catalog::time_bounds(&batch).unwrap_or((0, 0));
     let dir = hour_dir(root, signal, hour);
     fs::create_dir_all(&dir)
@@ -122,32 +110,15 @@ pub fn write_hour(
     let path = dir.join(format!("{stem}.parquet"));
     let tmp = dir.join(format!("{stem}.parquet.tmp"));
 
-    let service_idx = table_schema.index_of(SERVICE_NAME)?;
-    let time_idx = table_schema.index_of(TIME)?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .set_max_row_group_row_count(Some(row_group_rows.max(1024)))
-        .set_column_bloom_filter_enabled("trace_id".into(), true)
-        .set_column_bloom_filter_enabled("correlation_id".into(), true)
-        .set_sorting_columns(Some(vec![
-            SortingColumn {
-                column_idx: service_idx as i32,
-                descending: false,
-                nulls_first: false,
-            },
-            SortingColumn {
-                column_idx: time_idx as i32,
-                descending: false,
-                nulls_first: false,
-            },
-        ]))
-        .set_key_value_metadata(Some(vec![
-            KeyValue::new(META_MIN.to_string(), min_time.to_string()),
-            KeyValue::new(META_MAX.to_string(), max_time.to_string()),
-            KeyValue::new(META_SEGMENT.to_string(), wal_segment.to_string()),
-            KeyValue::new(META_REPLACES.to_string(), replaces.join(",")),
-        ]))
-        .build();
+    let props =
+        crate::parquet_layout::apply(WriterProperties::builder(), &table_schema, row_group_rows)?
+            .set_key_value_metadata(Some(vec![
+                KeyValue::new(META_MIN.to_string(), min_time.to_string()),
+                KeyValue::new(META_MAX.to_string(), max_time.to_string()),
+                KeyValue::new(META_SEGMENT.to_string(), wal_segment.to_string()),
+                KeyValue::new(META_REPLACES.to_string(), replaces.join(",")),
+            ]))
+            .build();
     let file =
         File::create(&tmp).map_err(|e| StoreError::io(format!("creating {}", tmp.display()), e))?;
     let mut writer = ArrowWriter::try_new(file, table_schema, Some(props))?;

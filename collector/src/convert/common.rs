@@ -10,7 +10,7 @@ use arrow::error::ArrowError;
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use super::values::{attributes_text, find_str};
+use super::values::{append_text, attributes_text, find_str};
 
 /// Service name used when a resource has no `service.name`, as the OTel SDKs do.
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
@@ -155,9 +155,7 @@ impl CommonColumns {
         self.correlation_id.append_option(key.correlation_id);
         for kv in attributes {
             self.attributes.keys().append_value(&kv.key);
-            self.attributes
-                .values()
-                .append_value(super::values::to_text(kv.value.as_ref()));
+            append_text(self.attributes.values(), kv.value.as_ref());
         }
         let _ = self.attributes.append(true);
         push_map(

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 
-use super::values::find_str;
+use super::values::string_value;
 
 /// Attribute keys that carry a correlation id, in order of preference.
 pub const KEYS: [&str; 5] = [
@@ -23,9 +23,26 @@ pub const KEYS: [&str; 5] = [
     "baggage.correlation_id",
 ];
 
-/// The correlation id an item states itself.
+/// The correlation id an item states itself: the non-empty string value of the most
+/// preferred key present.
 pub fn explicit(attrs: &[KeyValue]) -> Option<&str> {
-    KEYS.iter().find_map(|k| find_str(attrs, k))
+    let mut best: Option<(usize, &str)> = None;
+    for kv in attrs {
+        // Most attributes differ in length from every key: skip them without comparing bytes.
+        if !KEYS.iter().any(|k| k.len() == kv.key.len()) {
+            continue;
+        }
+        let Some(rank) = KEYS.iter().position(|k| *k == kv.key) else {
+            continue;
+        };
+        if best.is_some_and(|(b, _)| b <= rank) {
+            continue;
+        }
+        if let Some(s) = string_value(kv) {
+            best = Some((rank, s));
+        }
+    }
+    best.map(|(_, s)| s)
 }
 
 struct Bounded<K> {
@@ -101,7 +118,7 @@ impl CorrelationIndex {
         if span_id.is_empty() {
             None
         } else {
-            self.spans.get(&span_id.to_string())
+            self.spans.get(span_id)
         }
     }
 
@@ -110,7 +127,7 @@ impl CorrelationIndex {
         if trace_id.is_empty() {
             None
         } else {
-            self.traces.get(&trace_id.to_string())
+            self.traces.get(trace_id)
         }
     }
 }

@@ -7,22 +7,12 @@ use arrow::array::{
 };
 use arrow::error::ArrowError;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use vigil_store::{Signal, schema::schema};
 
 use super::Converted;
 use super::common::{CommonColumns, Origin, RowKey, nanos, strings};
 use super::correlation::{self, CorrelationIndex};
-use super::values::{hex_id, to_json};
-
-fn body_text(record: &LogRecord) -> String {
-    match record.body.as_ref().and_then(|b| b.value.as_ref()) {
-        None => String::new(),
-        Some(Value::StringValue(s)) => s.clone(),
-        Some(other) => to_json(Some(other)).to_string(),
-    }
-}
+use super::values::{append_text, hex_id};
 
 struct LogColumns {
     common: CommonColumns,
@@ -99,7 +89,7 @@ pub fn convert_logs(
                 );
                 cols.severity_number.append_value(record.severity_number);
                 cols.severity_text.append_value(&record.severity_text);
-                cols.body.append_value(body_text(record));
+                append_text(&mut cols.body, record.body.as_ref());
                 cols.event_name.append_value(&record.event_name);
                 cols.flags.append_value(record.flags);
                 cols.dropped_attributes

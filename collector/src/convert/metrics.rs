@@ -14,13 +14,13 @@ use opentelemetry_proto::tonic::metrics::v1::{
     exponential_histogram_data_point::Buckets, metric::Data, number_data_point,
     summary_data_point::ValueAtQuantile,
 };
-use serde_json::{Value as Json, json};
 use vigil_store::{Signal, schema::schema};
 
 use super::Converted;
 use super::common::{CommonColumns, Origin, RowKey, map_builder, nanos, push_map, strings};
 use super::correlation;
-use super::values::{attributes_json, attributes_text, hex_id};
+use super::json;
+use super::values::{attributes_text, hex_id};
 
 /// What one data point contributes beyond the shared columns.
 #[derive(Default)]
@@ -74,24 +74,22 @@ fn number(v: Option<&number_data_point::Value>) -> Option<f64> {
 }
 
 fn exemplars_json(exemplars: &[Exemplar]) -> String {
-    let list: Vec<Json> = exemplars
-        .iter()
-        .map(|e| {
-            let value = match e.value {
-                Some(exemplar::Value::AsDouble(d)) => json!(d),
-                Some(exemplar::Value::AsInt(i)) => json!(i),
-                None => Json::Null,
-            };
-            json!({
-                "time_unix_nano": e.time_unix_nano,
-                "value": value,
-                "trace_id": hex::encode(&e.trace_id),
-                "span_id": hex::encode(&e.span_id),
-                "filtered_attributes": attributes_json(&e.filtered_attributes),
-            })
-        })
-        .collect();
-    Json::Array(list).to_string()
+    let mut out = String::new();
+    json::array(&mut out, exemplars, |out, e| {
+        let mut o = json::Object::begin(out);
+        o.uint("time_unix_nano", e.time_unix_nano);
+        let value = o.key("value");
+        match e.value {
+            Some(exemplar::Value::AsDouble(d)) => json::float(value, d),
+            Some(exemplar::Value::AsInt(i)) => value.push_str(&i.to_string()),
+            None => value.push_str("null"),
+        }
+        o.id("trace_id", &e.trace_id)
+            .id("span_id", &e.span_id)
+            .attributes("filtered_attributes", &e.filtered_attributes);
+        o.end();
+    });
+    out
 }
 
 struct MetricColumns {

@@ -6,6 +6,7 @@
 
 mod common;
 pub mod correlation;
+mod json;
 mod logs;
 mod metrics;
 mod spans;

@@ -8,13 +8,13 @@ use arrow::array::{
 use arrow::error::ArrowError;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
-use serde_json::{Value as Json, json};
 use vigil_store::{Signal, schema::schema};
 
 use super::Converted;
 use super::common::{CommonColumns, Origin, RowKey, nanos, strings};
 use super::correlation::{self, CorrelationIndex};
-use super::values::{attributes_json, hex_id};
+use super::json;
+use super::values::hex_id;
 
 struct Ids {
     trace: String,
@@ -52,44 +52,36 @@ fn status_name(code: i32) -> &'static str {
     }
 }
 
-fn events_json(span: &Span) -> String {
-    if span.events.is_empty() {
-        return "[]".into();
-    }
-    let events: Vec<Json> = span
-        .events
-        .iter()
-        .map(|e| {
-            json!({
-                "time_unix_nano": e.time_unix_nano,
-                "name": e.name,
-                "attributes": attributes_json(&e.attributes),
-                "dropped_attributes_count": e.dropped_attributes_count,
-            })
-        })
-        .collect();
-    Json::Array(events).to_string()
+/// Writes the span's events as a JSON array.
+fn events_json(out: &mut String, span: &Span) {
+    json::array(out, &span.events, |out, e| {
+        let mut o = json::Object::begin(out);
+        o.uint("time_unix_nano", e.time_unix_nano)
+            .str("name", &e.name)
+            .attributes("attributes", &e.attributes)
+            .uint(
+                "dropped_attributes_count",
+                u64::from(e.dropped_attributes_count),
+            );
+        o.end();
+    });
 }
 
-fn links_json(span: &Span) -> String {
-    if span.links.is_empty() {
-        return "[]".into();
-    }
-    let links: Vec<Json> = span
-        .links
-        .iter()
-        .map(|l| {
-            json!({
-                "trace_id": hex_id(&l.trace_id, 16, "link trace_id", false).unwrap_or_else(|_| hex::encode(&l.trace_id)),
-                "span_id": hex_id(&l.span_id, 8, "link span_id", false).unwrap_or_else(|_| hex::encode(&l.span_id)),
-                "trace_state": l.trace_state,
-                "attributes": attributes_json(&l.attributes),
-                "flags": l.flags,
-                "dropped_attributes_count": l.dropped_attributes_count,
-            })
-        })
-        .collect();
-    Json::Array(links).to_string()
+/// Writes the span's links as a JSON array.
+fn links_json(out: &mut String, span: &Span) {
+    json::array(out, &span.links, |out, l| {
+        let mut o = json::Object::begin(out);
+        o.id("trace_id", &l.trace_id)
+            .id("span_id", &l.span_id)
+            .str("trace_state", &l.trace_state)
+            .attributes("attributes", &l.attributes)
+            .uint("flags", u64::from(l.flags))
+            .uint(
+                "dropped_attributes_count",
+                u64::from(l.dropped_attributes_count),
+            );
+        o.end();
+    });
 }
 
 struct SpanColumns {
@@ -108,6 +100,8 @@ struct SpanColumns {
     dropped_attributes: UInt32Builder,
     dropped_events: UInt32Builder,
     dropped_links: UInt32Builder,
+    /// Reused buffer for the JSON columns.
+    scratch: String,
 }
 
 impl SpanColumns {
@@ -128,6 +122,7 @@ impl SpanColumns {
             dropped_attributes: UInt32Builder::with_capacity(rows),
             dropped_events: UInt32Builder::with_capacity(rows),
             dropped_links: UInt32Builder::with_capacity(rows),
+            scratch: String::new(),
         }
     }
 
@@ -153,8 +148,12 @@ impl SpanColumns {
             .append_value(status.map_or("", |s| s.message.as_str()));
         self.trace_state.append_value(&span.trace_state);
         self.flags.append_value(span.flags);
-        self.events.append_value(events_json(span));
-        self.links.append_value(links_json(span));
+        self.scratch.clear();
+        events_json(&mut self.scratch, span);
+        self.events.append_value(&self.scratch);
+        self.scratch.clear();
+        links_json(&mut self.scratch, span);
+        self.links.append_value(&self.scratch);
         self.dropped_attributes
             .append_value(span.dropped_attributes_count);
         self.dropped_events.append_value(span.dropped_events_count);
@@ -182,9 +181,14 @@ impl SpanColumns {
     }
 }
 
-/// The correlation id of a span: its own, else its parent's, a linked span's, or its trace's.
-fn resolve(span: &Span, ids: &Ids, index: &CorrelationIndex) -> Option<Arc<str>> {
-    if let Some(own) = correlation::explicit(&span.attributes) {
+/// The correlation id of a span: its own (`own`), else its parent's, a linked span's, or its trace's.
+fn resolve(
+    span: &Span,
+    ids: &Ids,
+    own: Option<&str>,
+    index: &CorrelationIndex,
+) -> Option<Arc<str>> {
+    if let Some(own) = own {
         return Some(Arc::from(own));
     }
     index
@@ -205,7 +209,7 @@ pub fn convert_traces(
     let mut out = Converted::default();
     // Pass 1: validate, and learn the correlation ids spans state themselves, so a child
     // exported in the same request as its parent inherits regardless of order.
-    let mut valid: Vec<Option<Ids>> = Vec::new();
+    let mut valid: Vec<Option<(Ids, Option<&str>)>> = Vec::new();
     let mut attributes = 0;
     for rs in &req.resource_spans {
         for ss in &rs.scope_spans {
@@ -214,10 +218,11 @@ pub fn convert_traces(
                 attributes += span.attributes.len();
                 match ids(span) {
                     Ok(ids) => {
-                        if let Some(cid) = correlation::explicit(&span.attributes) {
+                        let own = correlation::explicit(&span.attributes);
+                        if let Some(cid) = own {
                             index.remember(&ids.trace, &ids.span, &Arc::from(cid));
                         }
-                        valid.push(Some(ids));
+                        valid.push(Some((ids, own)));
                     }
                     Err(reason) => {
                         out.reject(format!("span {:?}: {reason}", span.name));
@@ -239,10 +244,10 @@ pub fn convert_traces(
                 &ss.schema_url,
             );
             for span in &ss.spans {
-                let Some(Some(ids)) = valid.next() else {
+                let Some(Some((ids, own))) = valid.next() else {
                     continue;
                 };
-                let cid = resolve(span, &ids, index);
+                let cid = resolve(span, &ids, own, index);
                 if let Some(cid) = &cid {
                     index.remember(&ids.trace, &ids.span, cid);
                 }

@@ -3,7 +3,8 @@
 use base64::Engine as _;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
-use serde_json::{Map, Value as Json};
+
+use super::json;
 
 /// Appends a value's text form (see [`to_text`]) to `out` without an intermediate `String`
 /// for the common cases.
@@ -31,42 +32,11 @@ pub fn to_text(value: Option<&AnyValue>) -> String {
         Some(Value::BytesValue(b)) => base64::engine::general_purpose::STANDARD.encode(b),
         Some(Value::StringValueStrindex(i)) => format!("strindex:{i}"),
         Some(other @ (Value::ArrayValue(_) | Value::KvlistValue(_))) => {
-            to_json(Some(other)).to_string()
+            let mut out = String::new();
+            json::value(&mut out, Some(other));
+            out
         }
     }
-}
-
-/// A value as JSON, keeping its type.
-pub fn to_json(value: Option<&Value>) -> Json {
-    match value {
-        None => Json::Null,
-        Some(Value::StringValue(s)) => Json::String(s.clone()),
-        Some(Value::BoolValue(b)) => Json::Bool(*b),
-        Some(Value::IntValue(i)) => Json::from(*i),
-        Some(Value::DoubleValue(d)) => serde_json::Number::from_f64(*d)
-            .map_or_else(|| Json::String(d.to_string()), Json::Number),
-        Some(Value::BytesValue(b)) => {
-            Json::String(base64::engine::general_purpose::STANDARD.encode(b))
-        }
-        Some(Value::StringValueStrindex(i)) => Json::from(*i),
-        Some(Value::ArrayValue(a)) => {
-            Json::Array(a.values.iter().map(|v| to_json(v.value.as_ref())).collect())
-        }
-        Some(Value::KvlistValue(kv)) => Json::Object(attributes_json(&kv.values)),
-    }
-}
-
-/// Attributes as a JSON object (for nested structures such as span events).
-pub fn attributes_json(attrs: &[KeyValue]) -> Map<String, Json> {
-    attrs
-        .iter()
-        .map(|kv| {
-            (
-                kv.key.clone(),
-                to_json(kv.value.as_ref().and_then(|v| v.value.as_ref())),
-            )
-        })
-        .collect()
 }
 
 /// Attributes as (key, text) pairs, ready to append to a map column.
@@ -79,12 +49,33 @@ pub fn attributes_text(attrs: &[KeyValue]) -> Vec<(String, String)> {
 
 /// The string value of attribute `key`, if present and non-empty.
 pub fn find_str<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
-        match kv.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(s) if !s.is_empty() => Some(s.as_str()),
-            _ => None,
-        }
-    })
+    attrs.iter().find(|kv| kv.key == key).and_then(string_value)
+}
+
+/// The value of an attribute if it is a non-empty string.
+pub fn string_value(kv: &KeyValue) -> Option<&str> {
+    match kv.value.as_ref()?.value.as_ref()? {
+        Value::StringValue(s) if !s.is_empty() => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// Appends the lowercase hex of `bytes` to `out`.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+}
+
+/// The lowercase hex of an id that need not be valid (links, exemplars): empty when absent
+/// or all zeros, otherwise whatever bytes were sent.
+pub fn push_optional_id(out: &mut String, bytes: &[u8]) {
+    if bytes.iter().any(|b| *b != 0) {
+        push_hex(out, bytes);
+    }
 }
 
 /// Lowercase hex of an id; `expected` is its required byte length (an empty id is allowed
@@ -104,12 +95,8 @@ pub fn hex_id(bytes: &[u8], expected: usize, what: &str, required: bool) -> Resu
             bytes.len()
         ));
     }
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(expected * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
+    push_hex(&mut out, bytes);
     Ok(out)
 }
 
