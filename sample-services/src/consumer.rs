@@ -1,0 +1,356 @@
+//! Reliable consumption: deduplicate by `event_id`, retry failures with exponential backoff
+//! and jitter, and send messages that keep failing to the topic's dead-letter topic.
+
+use std::collections::{HashSet, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::bus::{Bus, BusError, Delivery, Message, Subscription};
+use crate::event::Event;
+
+/// Header naming why a message was dead-lettered.
+pub const DEAD_LETTER_REASON: &str = "dead_letter_reason";
+/// Header giving how many attempts a dead-lettered message had.
+pub const DEAD_LETTER_ATTEMPTS: &str = "dead_letter_attempts";
+
+/// The dead-letter topic of `topic`.
+pub fn dead_letter_topic(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
+
+/// How failures are retried.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Deliveries before a message is dead-lettered.
+    pub max_attempts: u32,
+    /// Delay before the second attempt; doubled for each further one.
+    pub initial_backoff: Duration,
+    /// Upper bound of the delay.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay after failed attempt `attempt` (1-based): exponential, capped, with "equal
+    /// jitter" (half fixed, half random) so retries of many messages do not align.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .initial_backoff
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .min(self.max_backoff);
+        let half = exp / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+}
+
+/// What a consumer did, for its metrics.
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    /// Messages handled successfully.
+    pub processed: AtomicU64,
+    /// Redeliveries of already processed events, acknowledged without handling.
+    pub duplicates: AtomicU64,
+    /// Failed attempts that were scheduled for retry.
+    pub retries: AtomicU64,
+    /// Messages sent to the dead-letter topic.
+    pub dead_lettered: AtomicU64,
+}
+
+/// The event ids a consumer has processed recently (bounded, oldest forgotten first).
+#[derive(Debug)]
+pub struct Seen {
+    ids: HashSet<String>,
+    order: VecDeque<String>,
+    capacity: usize,
+}
+
+impl Seen {
+    /// Remembers up to `capacity` ids.
+    pub fn new(capacity: usize) -> Self {
+        Seen {
+            ids: HashSet::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// True if `id` was processed.
+    pub fn contains(&self, id: &str) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// Records `id` as processed.
+    pub fn insert(&mut self, id: &str) {
+        if self.ids.insert(id.to_string()) {
+            self.order.push_back(id.to_string());
+            while self.order.len() > self.capacity {
+                if let Some(old) = self.order.pop_front() {
+                    self.ids.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// What happened to one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Handled and acked.
+    Processed,
+    /// Already processed: acked without handling.
+    Duplicate,
+    /// Failed; will be redelivered.
+    Retried(String),
+    /// Failed for the last time, or unreadable: moved to the dead-letter topic.
+    DeadLettered(String),
+}
+
+/// Handles one delivery: dedupe, run `handle`, then ack, retry or dead-letter.
+pub async fn process<B, F, Fut>(
+    bus: &B,
+    delivery: Delivery,
+    seen: &mut Seen,
+    policy: &RetryPolicy,
+    stats: &ConsumerStats,
+    handle: F,
+) -> Result<Outcome, BusError>
+where
+    B: Bus,
+    F: FnOnce(Event) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let event = match Event::from_bytes(&delivery.message.payload) {
+        Ok(e) => e,
+        // Retrying cannot make malformed bytes readable.
+        Err(e) => return dead_letter(bus, delivery, e.to_string(), stats).await,
+    };
+    if seen.contains(&event.event_id) {
+        stats.duplicates.fetch_add(1, Ordering::Relaxed);
+        delivery.ack();
+        return Ok(Outcome::Duplicate);
+    }
+    let id = event.event_id.clone();
+    match handle(event).await {
+        Ok(()) => {
+            seen.insert(&id);
+            stats.processed.fetch_add(1, Ordering::Relaxed);
+            delivery.ack();
+            Ok(Outcome::Processed)
+        }
+        Err(reason) if delivery.attempt >= policy.max_attempts => {
+            dead_letter(bus, delivery, reason, stats).await
+        }
+        Err(reason) => {
+            stats.retries.fetch_add(1, Ordering::Relaxed);
+            let delay = policy.backoff(delivery.attempt);
+            delivery.nack(delay);
+            Ok(Outcome::Retried(reason))
+        }
+    }
+}
+
+async fn dead_letter<B: Bus>(
+    bus: &B,
+    delivery: Delivery,
+    reason: String,
+    stats: &ConsumerStats,
+) -> Result<Outcome, BusError> {
+    let mut message: Message = (*delivery.message).clone();
+    message
+        .headers
+        .insert(DEAD_LETTER_REASON.into(), reason.clone());
+    message
+        .headers
+        .insert(DEAD_LETTER_ATTEMPTS.into(), delivery.attempt.to_string());
+    // Unacked until the dead letter is published: a failure here means redelivery, not loss.
+    bus.publish(&dead_letter_topic(&delivery.topic), message)
+        .await?;
+    stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    delivery.ack();
+    Ok(Outcome::DeadLettered(reason))
+}
+
+/// Runs a consumer until the bus closes: every delivery of `sub` goes through [`process`].
+pub async fn run<B, S, F, Fut>(
+    bus: B,
+    mut sub: S,
+    policy: RetryPolicy,
+    stats: &ConsumerStats,
+    mut handle: F,
+) where
+    B: Bus,
+    S: Subscription,
+    F: FnMut(Event) -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let mut seen = Seen::new(100_000);
+    while let Ok(delivery) = sub.next().await {
+        if process(&bus, delivery, &mut seen, &policy, stats, &mut handle)
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::memory::{MemoryBus, MemoryBusConfig};
+    use crate::event::EventType;
+
+    fn message(event: &Event) -> Message {
+        Message {
+            key: event.correlation_id.clone(),
+            headers: Default::default(),
+            payload: event.to_bytes().unwrap(),
+        }
+    }
+
+    fn fast() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+        }
+    }
+
+    #[test]
+    fn backoff_grows_exponentially_within_jitter_and_cap() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+        };
+        for _ in 0..100 {
+            let b1 = p.backoff(1);
+            assert!(b1 >= Duration::from_millis(50) && b1 <= Duration::from_millis(100));
+            let b3 = p.backoff(3);
+            assert!(b3 >= Duration::from_millis(200) && b3 <= Duration::from_millis(400));
+            assert!(p.backoff(30) <= Duration::from_secs(1));
+        }
+    }
+
+    #[tokio::test]
+    async fn duplicates_are_acked_without_handling_them_twice() {
+        let bus = MemoryBus::new(MemoryBusConfig::default());
+        let mut sub = bus.subscribe("orders", "svc").await.unwrap();
+        let e = Event::new(EventType::OrderPlaced, "c1", None, serde_json::json!({}));
+        bus.publish("orders", message(&e)).await.unwrap();
+        bus.publish("orders", message(&e)).await.unwrap();
+        let (mut seen, stats) = (Seen::new(10), ConsumerStats::default());
+        let mut handled = 0;
+        for expected in [Outcome::Processed, Outcome::Duplicate] {
+            let d = sub.next().await.unwrap();
+            let out = process(&bus, d, &mut seen, &fast(), &stats, |_| {
+                handled += 1;
+                async { Ok(()) }
+            })
+            .await
+            .unwrap();
+            assert_eq!(out, expected);
+        }
+        assert_eq!(handled, 1);
+        assert_eq!(stats.duplicates.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn failures_retry_then_dead_letter_with_the_reason() {
+        let bus = MemoryBus::new(MemoryBusConfig::default());
+        let mut sub = bus.subscribe("payments", "svc").await.unwrap();
+        let mut dlq = bus.subscribe("payments.dlq", "ops").await.unwrap();
+        let e = Event::new(
+            EventType::PaymentProcessed,
+            "c2",
+            None,
+            serde_json::json!({}),
+        );
+        bus.publish("payments", message(&e)).await.unwrap();
+        let (mut seen, stats) = (Seen::new(10), ConsumerStats::default());
+        let mut outcomes = Vec::new();
+        for _ in 0..3 {
+            let d = sub.next().await.unwrap();
+            outcomes.push(
+                process(&bus, d, &mut seen, &fast(), &stats, |_| async {
+                    Err("card processor down".to_string())
+                })
+                .await
+                .unwrap(),
+            );
+        }
+        assert!(matches!(outcomes[0], Outcome::Retried(_)));
+        assert!(matches!(outcomes[1], Outcome::Retried(_)));
+        assert!(matches!(outcomes[2], Outcome::DeadLettered(_)));
+        let dead = dlq.next().await.unwrap();
+        assert_eq!(
+            dead.message.headers[DEAD_LETTER_REASON],
+            "card processor down"
+        );
+        assert_eq!(dead.message.headers[DEAD_LETTER_ATTEMPTS], "3");
+        assert_eq!(Event::from_bytes(&dead.message.payload).unwrap(), e);
+        assert_eq!(bus.lag("payments", "svc").await, 0);
+        assert_eq!(stats.retries.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.dead_lettered.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn unreadable_messages_go_straight_to_the_dead_letter_topic() {
+        let bus = MemoryBus::new(MemoryBusConfig::default());
+        let mut sub = bus.subscribe("orders", "svc").await.unwrap();
+        let mut dlq = bus.subscribe("orders.dlq", "ops").await.unwrap();
+        let garbage = Message {
+            key: "k".into(),
+            headers: Default::default(),
+            payload: b"not an event".to_vec(),
+        };
+        bus.publish("orders", garbage).await.unwrap();
+        let (mut seen, stats) = (Seen::new(10), ConsumerStats::default());
+        let d = sub.next().await.unwrap();
+        let out = process(&bus, d, &mut seen, &fast(), &stats, |_| async { Ok(()) })
+            .await
+            .unwrap();
+        assert!(matches!(out, Outcome::DeadLettered(r) if r.contains("malformed")));
+        assert_eq!(dlq.next().await.unwrap().attempt, 1);
+    }
+
+    #[tokio::test]
+    async fn run_consumes_until_the_bus_closes() {
+        let bus = MemoryBus::new(MemoryBusConfig::default());
+        let sub = bus.subscribe("orders", "svc").await.unwrap();
+        let stats = std::sync::Arc::new(ConsumerStats::default());
+        let task = {
+            let (bus, stats) = (bus.clone(), stats.clone());
+            tokio::spawn(async move {
+                run(bus, sub, fast(), &stats, |_| async { Ok(()) }).await;
+            })
+        };
+        for n in 0..3 {
+            let e = Event::new(
+                EventType::OrderPlaced,
+                &format!("c{n}"),
+                None,
+                serde_json::json!({}),
+            );
+            bus.publish("orders", message(&e)).await.unwrap();
+        }
+        while stats.processed.load(Ordering::Relaxed) < 3 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        bus.close();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
