@@ -2,8 +2,10 @@
 //! realistic workload Vigil is demonstrated and tested against.
 //!
 //! So far: the saga's [`event`]s, the [`bus`] the services talk over with its in-process
-//! broker, and reliable [`consumer`] processing (dedupe, retry with backoff, dead letters).
+//! broker, reliable [`consumer`] processing (dedupe, retry with backoff, dead letters), and
+//! the fulfilment [`saga`] the services run.
 
 pub mod bus;
 pub mod consumer;
 pub mod event;
+pub mod saga;

@@ -115,7 +115,7 @@ pub trait Subscription: Send {
 /// A broker: publish to topics, consume them as members of consumer groups.
 pub trait Bus: Clone + Send + Sync + 'static {
     /// The subscription type of this broker.
-    type Sub: Subscription;
+    type Sub: Subscription + 'static;
 
     /// Publishes `message` to `topic`, waiting while the topic's queues are full.
     fn publish(

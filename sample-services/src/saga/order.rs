@@ -1,0 +1,122 @@
+//! The order service: places orders, and closes them when the saga completes or fails.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+
+use crate::bus::{Bus, BusError};
+use crate::consumer::RetryPolicy;
+use crate::event::{Event, EventType, new_id};
+
+use super::{Consumer, Order, OrderRequest, SagaPayload, emit, next_event, spawn_consumer};
+
+/// Where an order stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// The saga is running.
+    Pending,
+    /// Shipped.
+    Completed,
+    /// Cancelled, and why.
+    Cancelled {
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// The orders one order service knows.
+#[derive(Debug, Clone, Default)]
+pub struct Orders(Arc<Mutex<HashMap<String, OrderStatus>>>);
+
+impl Orders {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, OrderStatus>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The status of `order_id`, if it exists.
+    pub fn status(&self, order_id: &str) -> Option<OrderStatus> {
+        self.lock().get(order_id).cloned()
+    }
+
+    fn close(&self, order_id: &str, status: OrderStatus) -> bool {
+        let mut orders = self.lock();
+        match orders.get_mut(order_id) {
+            Some(s) if *s == OrderStatus::Pending => {
+                *s = status;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Places an order: records it as pending and emits OrderPlaced. Returns the order id.
+pub async fn place<B: Bus>(
+    bus: &B,
+    orders: &Orders,
+    request: OrderRequest,
+) -> Result<String, String> {
+    let order_id = format!("ord-{}", &new_id()[..16]);
+    let amount_cents = request
+        .items
+        .iter()
+        .map(|i| u64::from(i.qty).saturating_mul(i.unit_price_cents))
+        .sum();
+    let order = Order {
+        order_id: order_id.clone(),
+        customer_id: request.customer_id,
+        items: request.items,
+        card: request.card,
+        amount_cents,
+    };
+    let payload = SagaPayload {
+        order,
+        reason: String::new(),
+    };
+    let event = Event::new(EventType::OrderPlaced, &order_id, None, payload.to_json()?);
+    orders.lock().insert(order_id.clone(), OrderStatus::Pending);
+    emit(bus, &event).await?;
+    Ok(order_id)
+}
+
+async fn on_event<B: Bus>(bus: B, orders: Orders, event: Event) -> Result<(), String> {
+    let (status, next) = match event.event_type {
+        EventType::ShipmentCreated => (OrderStatus::Completed, EventType::OrderCompleted),
+        EventType::InventoryFailed | EventType::InventoryReleased => {
+            let reason = SagaPayload::of(&event)?.reason;
+            let reason = if reason.is_empty() {
+                "payment failed".to_string()
+            } else {
+                reason
+            };
+            (OrderStatus::Cancelled { reason }, EventType::OrderCancelled)
+        }
+        _ => return Ok(()),
+    };
+    let payload = SagaPayload::of(&event)?;
+    if orders.close(&payload.order.order_id, status) {
+        emit(&bus, &next_event(&event, next, &payload)?).await?;
+    }
+    Ok(())
+}
+
+/// Starts the order service's consumers over `orders`.
+pub async fn start<B: Bus>(
+    bus: &B,
+    policy: RetryPolicy,
+    orders: Orders,
+) -> Result<Vec<Consumer>, BusError> {
+    let mut consumers = Vec::new();
+    for topic in ["inventory", "shipments"] {
+        let orders = orders.clone();
+        consumers.push(
+            spawn_consumer(bus, "order", topic, policy.clone(), move |b, e| {
+                on_event(b, orders.clone(), e)
+            })
+            .await?,
+        );
+    }
+    Ok(consumers)
+}
