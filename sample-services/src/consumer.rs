@@ -1,13 +1,20 @@
 //! Reliable consumption: deduplicate by `event_id`, retry failures with exponential backoff
-//! and jitter, and send messages that keep failing to the topic's dead-letter topic.
+//! and jitter, and send messages that keep failing to the topic's dead-letter topic; each
+//! delivery is traced as a CONSUMER span and its outcome logged.
 
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::logs::Severity;
+use opentelemetry::trace::{Link, SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::{Context, KeyValue};
+
 use crate::bus::{Bus, BusError, Delivery, Message, Subscription};
 use crate::event::Event;
+use crate::telemetry::{self, Telemetry};
 
 /// Header naming why a message was dead-lettered.
 pub const DEAD_LETTER_REASON: &str = "dead_letter_reason";
@@ -115,48 +122,182 @@ pub enum Outcome {
     DeadLettered(String),
 }
 
-/// Handles one delivery: dedupe, run `handle`, then ack, retry or dead-letter.
-pub async fn process<B, F, Fut>(
-    bus: &B,
-    delivery: Delivery,
-    seen: &mut Seen,
-    policy: &RetryPolicy,
-    stats: &ConsumerStats,
-    handle: F,
-) -> Result<Outcome, BusError>
-where
-    B: Bus,
-    F: FnOnce(Event) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
-{
-    let event = match Event::from_bytes(&delivery.message.payload) {
-        Ok(e) => e,
-        // Retrying cannot make malformed bytes readable.
-        Err(e) => return dead_letter(bus, delivery, e.to_string(), stats).await,
-    };
-    if seen.contains(&event.event_id) {
-        stats.duplicates.fetch_add(1, Ordering::Relaxed);
-        delivery.ack();
-        return Ok(Outcome::Duplicate);
+/// One consumer's processing state: what it processed, how it retries, what it counts and
+/// how it reports.
+#[derive(Debug)]
+pub struct Processor<'a, B> {
+    bus: &'a B,
+    seen: Seen,
+    policy: RetryPolicy,
+    stats: &'a ConsumerStats,
+    telemetry: &'a Telemetry,
+}
+
+impl<'a, B: Bus> Processor<'a, B> {
+    /// A processor publishing dead letters to `bus`, remembering 100,000 processed ids.
+    pub fn new(
+        bus: &'a B,
+        policy: RetryPolicy,
+        stats: &'a ConsumerStats,
+        telemetry: &'a Telemetry,
+    ) -> Self {
+        Processor {
+            bus,
+            seen: Seen::new(100_000),
+            policy,
+            stats,
+            telemetry,
+        }
     }
-    let id = event.event_id.clone();
-    match handle(event).await {
-        Ok(()) => {
-            seen.insert(&id);
-            stats.processed.fetch_add(1, Ordering::Relaxed);
+
+    /// Handles one delivery in a CONSUMER span that continues the producer's trace and links
+    /// to the producer span: dedupe, run `handle` (with the span as current context), then
+    /// ack, retry or dead-letter, logging what happened.
+    pub async fn process<F, Fut>(
+        &mut self,
+        delivery: Delivery,
+        handle: F,
+    ) -> Result<Outcome, BusError>
+    where
+        F: FnOnce(Event) -> Fut,
+        Fut: Future<Output = Result<(), String>>,
+    {
+        let cx = consumer_span(self.telemetry, &delivery);
+        let outcome = self
+            .settle(delivery, &cx, handle)
+            .with_context(cx.clone())
+            .await;
+        if let Ok(Outcome::Retried(reason) | Outcome::DeadLettered(reason)) = &outcome {
+            cx.span().set_status(Status::error(reason.clone()));
+        }
+        cx.span().end();
+        outcome
+    }
+    async fn settle<F, Fut>(
+        &mut self,
+        delivery: Delivery,
+        cx: &Context,
+        handle: F,
+    ) -> Result<Outcome, BusError>
+    where
+        F: FnOnce(Event) -> Fut,
+        Fut: Future<Output = Result<(), String>>,
+    {
+        let event = match Event::from_bytes(&delivery.message.payload) {
+            Ok(e) => e,
+            // Retrying cannot make malformed bytes readable.
+            Err(e) => {
+                let cid = delivery.message.key.clone();
+                self.telemetry.log(
+                    cx,
+                    Severity::Error,
+                    format!("dead-lettered unreadable message: {e}"),
+                    &cid,
+                    &[],
+                );
+                return dead_letter(self.bus, delivery, e.to_string(), self.stats).await;
+            }
+        };
+        let span = cx.span();
+        span.set_attribute(KeyValue::new(
+            "messaging.message.id",
+            event.event_id.clone(),
+        ));
+        span.set_attribute(KeyValue::new(
+            "correlation_id",
+            event.correlation_id.clone(),
+        ));
+        span.set_attribute(KeyValue::new(
+            "event.type",
+            format!("{:?}", event.event_type),
+        ));
+        let cid = event.correlation_id.clone();
+        let what = [
+            ("event.type", format!("{:?}", event.event_type)),
+            ("event.id", event.event_id.clone()),
+        ];
+        if self.seen.contains(&event.event_id) {
+            self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            self.telemetry.log(
+                cx,
+                Severity::Info,
+                format!("duplicate {:?} ignored", event.event_type),
+                &cid,
+                &what,
+            );
             delivery.ack();
-            Ok(Outcome::Processed)
+            return Ok(Outcome::Duplicate);
         }
-        Err(reason) if delivery.attempt >= policy.max_attempts => {
-            dead_letter(bus, delivery, reason, stats).await
-        }
-        Err(reason) => {
-            stats.retries.fetch_add(1, Ordering::Relaxed);
-            let delay = policy.backoff(delivery.attempt);
-            delivery.nack(delay);
-            Ok(Outcome::Retried(reason))
+        let id = event.event_id.clone();
+        match handle(event).await {
+            Ok(()) => {
+                self.seen.insert(&id);
+                self.stats.processed.fetch_add(1, Ordering::Relaxed);
+                self.telemetry.log(
+                    cx,
+                    Severity::Info,
+                    format!("handled {}", what[0].1),
+                    &cid,
+                    &what,
+                );
+                delivery.ack();
+                Ok(Outcome::Processed)
+            }
+            Err(reason) if delivery.attempt >= self.policy.max_attempts => {
+                self.telemetry.log(
+                    cx,
+                    Severity::Error,
+                    format!(
+                        "dead-lettered after {} attempts: {reason}",
+                        delivery.attempt
+                    ),
+                    &cid,
+                    &what,
+                );
+                dead_letter(self.bus, delivery, reason, self.stats).await
+            }
+            Err(reason) => {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                let delay = self.policy.backoff(delivery.attempt);
+                self.telemetry.log(
+                    cx,
+                    Severity::Warn,
+                    format!(
+                        "attempt {} failed, retrying in {delay:?}: {reason}",
+                        delivery.attempt
+                    ),
+                    &cid,
+                    &what,
+                );
+                delivery.nack(delay);
+                Ok(Outcome::Retried(reason))
+            }
         }
     }
+}
+
+fn consumer_span(telemetry: &Telemetry, delivery: &Delivery) -> Context {
+    let parent = telemetry::extract(&delivery.message.headers);
+    let producer = parent.span().span_context().clone();
+    let tracer = telemetry.tracer();
+    let mut builder = tracer
+        .span_builder(format!("process {}", delivery.topic))
+        .with_kind(SpanKind::Consumer)
+        .with_attributes(vec![
+            KeyValue::new("messaging.operation.type", "process"),
+            KeyValue::new("messaging.destination.name", delivery.topic.clone()),
+            KeyValue::new("messaging.consumer.group.name", telemetry.service),
+            KeyValue::new(
+                "messaging.destination.partition.id",
+                delivery.partition.to_string(),
+            ),
+            KeyValue::new("messaging.delivery.attempt", i64::from(delivery.attempt)),
+        ]);
+    if producer.is_valid() {
+        builder = builder.with_links(vec![Link::with_context(producer)]);
+    }
+    let span = builder.start_with_context(tracer, &parent);
+    parent.with_span(span)
 }
 
 async fn dead_letter<B: Bus>(
@@ -180,12 +321,14 @@ async fn dead_letter<B: Bus>(
     Ok(Outcome::DeadLettered(reason))
 }
 
-/// Runs a consumer until the bus closes: every delivery of `sub` goes through [`process`].
+/// Runs a consumer until the bus closes: every delivery of `sub` goes through
+/// [`Processor::process`].
 pub async fn run<B, S, F, Fut>(
     bus: B,
     mut sub: S,
     policy: RetryPolicy,
     stats: &ConsumerStats,
+    telemetry: &Telemetry,
     mut handle: F,
 ) where
     B: Bus,
@@ -193,12 +336,9 @@ pub async fn run<B, S, F, Fut>(
     F: FnMut(Event) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
-    let mut seen = Seen::new(100_000);
+    let mut processor = Processor::new(&bus, policy, stats, telemetry);
     while let Ok(delivery) = sub.next().await {
-        if process(&bus, delivery, &mut seen, &policy, stats, &mut handle)
-            .await
-            .is_err()
-        {
+        if processor.process(delivery, &mut handle).await.is_err() {
             break;
         }
     }
@@ -216,6 +356,10 @@ mod tests {
             headers: Default::default(),
             payload: event.to_bytes().unwrap(),
         }
+    }
+
+    fn tel() -> Telemetry {
+        Telemetry::new("svc", None).unwrap()
     }
 
     fn fast() -> RetryPolicy {
@@ -249,16 +393,18 @@ mod tests {
         let e = Event::new(EventType::OrderPlaced, "c1", None, serde_json::json!({}));
         bus.publish("orders", message(&e)).await.unwrap();
         bus.publish("orders", message(&e)).await.unwrap();
-        let (mut seen, stats) = (Seen::new(10), ConsumerStats::default());
+        let (stats, tel) = (ConsumerStats::default(), tel());
+        let mut processor = Processor::new(&bus, fast(), &stats, &tel);
         let mut handled = 0;
         for expected in [Outcome::Processed, Outcome::Duplicate] {
             let d = sub.next().await.unwrap();
-            let out = process(&bus, d, &mut seen, &fast(), &stats, |_| {
-                handled += 1;
-                async { Ok(()) }
-            })
-            .await
-            .unwrap();
+            let out = processor
+                .process(d, |_| {
+                    handled += 1;
+                    async { Ok(()) }
+                })
+                .await
+                .unwrap();
             assert_eq!(out, expected);
         }
         assert_eq!(handled, 1);
@@ -277,16 +423,16 @@ mod tests {
             serde_json::json!({}),
         );
         bus.publish("payments", message(&e)).await.unwrap();
-        let (mut seen, stats) = (Seen::new(10), ConsumerStats::default());
+        let (stats, tel) = (ConsumerStats::default(), tel());
+        let mut processor = Processor::new(&bus, fast(), &stats, &tel);
         let mut outcomes = Vec::new();
         for _ in 0..3 {
             let d = sub.next().await.unwrap();
             outcomes.push(
-                process(&bus, d, &mut seen, &fast(), &stats, |_| async {
-                    Err("card processor down".to_string())
-                })
-                .await
-                .unwrap(),
+                processor
+                    .process(d, |_| async { Err("card processor down".to_string()) })
+                    .await
+                    .unwrap(),
             );
         }
         assert!(matches!(outcomes[0], Outcome::Retried(_)));
@@ -315,11 +461,10 @@ mod tests {
             payload: b"not an event".to_vec(),
         };
         bus.publish("orders", garbage).await.unwrap();
-        let (mut seen, stats) = (Seen::new(10), ConsumerStats::default());
+        let (stats, tel) = (ConsumerStats::default(), tel());
+        let mut processor = Processor::new(&bus, fast(), &stats, &tel);
         let d = sub.next().await.unwrap();
-        let out = process(&bus, d, &mut seen, &fast(), &stats, |_| async { Ok(()) })
-            .await
-            .unwrap();
+        let out = processor.process(d, |_| async { Ok(()) }).await.unwrap();
         assert!(matches!(out, Outcome::DeadLettered(r) if r.contains("malformed")));
         assert_eq!(dlq.next().await.unwrap().attempt, 1);
     }
@@ -332,7 +477,7 @@ mod tests {
         let task = {
             let (bus, stats) = (bus.clone(), stats.clone());
             tokio::spawn(async move {
-                run(bus, sub, fast(), &stats, |_| async { Ok(()) }).await;
+                run(bus, sub, fast(), &stats, &tel(), |_| async { Ok(()) }).await;
             })
         };
         for n in 0..3 {

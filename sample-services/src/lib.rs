@@ -9,3 +9,4 @@ pub mod bus;
 pub mod consumer;
 pub mod event;
 pub mod saga;
+pub mod telemetry;

@@ -7,7 +7,7 @@ use crate::bus::{Bus, BusError};
 use crate::consumer::RetryPolicy;
 use crate::event::{Event, EventType};
 
-use super::{Consumer, Item, SagaPayload, decide, emit, next_event, spawn_consumer};
+use super::{Consumer, Ctx, Item, SagaPayload, decide, emit, next_event, spawn_consumer};
 
 /// Stock on hand and what each order holds.
 #[derive(Debug, Default)]
@@ -77,7 +77,7 @@ impl Inventory {
     }
 }
 
-async fn on_order<B: Bus>(bus: B, inventory: Inventory, event: Event) -> Result<(), String> {
+async fn on_order<B: Bus>(ctx: Ctx<B>, inventory: Inventory, event: Event) -> Result<(), String> {
     if event.event_type != EventType::OrderPlaced {
         return Ok(());
     }
@@ -90,10 +90,10 @@ async fn on_order<B: Bus>(bus: B, inventory: Inventory, event: Event) -> Result<
         EventType::InventoryReserved,
         EventType::InventoryFailed,
     )?;
-    emit(&bus, &next).await
+    emit(&ctx, &next).await
 }
 
-async fn on_payment<B: Bus>(bus: B, inventory: Inventory, event: Event) -> Result<(), String> {
+async fn on_payment<B: Bus>(ctx: Ctx<B>, inventory: Inventory, event: Event) -> Result<(), String> {
     if event.event_type != EventType::PaymentFailed {
         return Ok(());
     }
@@ -103,7 +103,7 @@ async fn on_payment<B: Bus>(bus: B, inventory: Inventory, event: Event) -> Resul
         return Ok(());
     }
     emit(
-        &bus,
+        &ctx,
         &next_event(&event, EventType::InventoryReleased, &payload)?,
     )
     .await
@@ -111,18 +111,18 @@ async fn on_payment<B: Bus>(bus: B, inventory: Inventory, event: Event) -> Resul
 
 /// Starts the inventory service's consumers over `inventory`.
 pub async fn start<B: Bus>(
-    bus: &B,
+    ctx: &Ctx<B>,
     policy: RetryPolicy,
     inventory: Inventory,
 ) -> Result<Vec<Consumer>, BusError> {
     let inv = inventory.clone();
     Ok(vec![
-        spawn_consumer(bus, "inventory", "orders", policy.clone(), move |b, e| {
-            on_order(b, inv.clone(), e)
+        spawn_consumer(ctx, "orders", policy.clone(), move |c, e| {
+            on_order(c, inv.clone(), e)
         })
         .await?,
-        spawn_consumer(bus, "inventory", "payments", policy, move |b, e| {
-            on_payment(b, inventory.clone(), e)
+        spawn_consumer(ctx, "payments", policy, move |c, e| {
+            on_payment(c, inventory.clone(), e)
         })
         .await?,
     ])

@@ -16,9 +16,14 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
+use opentelemetry::baggage::BaggageExt as _;
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::{Context, KeyValue};
+
 use crate::bus::{Bus, BusError, CORRELATION_ID, Message};
 use crate::consumer::{self, ConsumerStats, RetryPolicy};
 use crate::event::{Event, EventType};
+use crate::telemetry::{self, Telemetry, TelemetryError};
 
 /// One line of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,17 +85,64 @@ impl SagaPayload {
     }
 }
 
-/// Publishes `event` to its topic, keyed by its correlation id so a saga's events keep
-/// their order.
-pub async fn emit<B: Bus>(bus: &B, event: &Event) -> Result<(), String> {
-    let message = Message {
-        key: event.correlation_id.clone(),
-        headers: BTreeMap::from([(CORRELATION_ID.to_string(), event.correlation_id.clone())]),
-        payload: event.to_bytes().map_err(|e| e.to_string())?,
-    };
-    bus.publish(event.event_type.topic(), message)
-        .await
-        .map_err(|e| e.to_string())
+/// What a service's handlers work with: the bus and the service's telemetry.
+#[derive(Debug)]
+pub struct Ctx<B> {
+    /// The bus.
+    pub bus: B,
+    /// The service's tracer and logger.
+    pub telemetry: Arc<Telemetry>,
+}
+
+impl<B: Clone> Clone for Ctx<B> {
+    fn clone(&self) -> Self {
+        Ctx {
+            bus: self.bus.clone(),
+            telemetry: self.telemetry.clone(),
+        }
+    }
+}
+
+/// Publishes `event` to its topic in a PRODUCER span (child of the current context), keyed
+/// by its correlation id so a saga's events keep their order, with the span's trace context
+/// and the correlation id (also as baggage) in the headers.
+pub async fn emit<B: Bus>(ctx: &Ctx<B>, event: &Event) -> Result<(), String> {
+    let topic = event.event_type.topic();
+    let tracer = ctx.telemetry.tracer();
+    let span = tracer
+        .span_builder(format!("send {topic}"))
+        .with_kind(SpanKind::Producer)
+        .with_attributes(vec![
+            KeyValue::new("messaging.operation.type", "send"),
+            KeyValue::new("messaging.destination.name", topic),
+            KeyValue::new("messaging.message.id", event.event_id.clone()),
+            KeyValue::new("correlation_id", event.correlation_id.clone()),
+            KeyValue::new("event.type", format!("{:?}", event.event_type)),
+        ])
+        .start_with_context(tracer, &Context::current());
+    let cx = Context::current_with_span(span).with_baggage(vec![KeyValue::new(
+        CORRELATION_ID,
+        event.correlation_id.clone(),
+    )]);
+    let mut headers = BTreeMap::from([(CORRELATION_ID.to_string(), event.correlation_id.clone())]);
+    telemetry::inject(&cx, &mut headers);
+    let published = async {
+        let message = Message {
+            key: event.correlation_id.clone(),
+            headers,
+            payload: event.to_bytes().map_err(|e| e.to_string())?,
+        };
+        ctx.bus
+            .publish(topic, message)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    if let Err(e) = &published {
+        cx.span().set_status(Status::error(e.clone()));
+    }
+    cx.span().end();
+    published
 }
 
 /// The event that follows `cause` in its saga, with `payload`.
@@ -130,28 +182,31 @@ pub struct Consumer {
     pub task: JoinHandle<()>,
 }
 
-/// Subscribes `service` to `topic` and spawns its consumer running `handle(bus, event)` for
-/// each event.
+/// Subscribes the service of `ctx` to `topic` (as a consumer group named after the service)
+/// and spawns its consumer running `handle(ctx, event)` for each event.
 pub async fn spawn_consumer<B, F, Fut>(
-    bus: &B,
-    service: &'static str,
+    ctx: &Ctx<B>,
     topic: &'static str,
     policy: RetryPolicy,
     handle: F,
 ) -> Result<Consumer, BusError>
 where
     B: Bus,
-    F: FnMut(B, Event) -> Fut + Send + 'static,
+    F: FnMut(Ctx<B>, Event) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), String>> + Send,
 {
-    let sub = bus.subscribe(topic, service).await?;
+    let service = ctx.telemetry.service;
+    let sub = ctx.bus.subscribe(topic, service).await?;
     let stats = Arc::new(ConsumerStats::default());
     let task = {
-        let (bus, stats) = (bus.clone(), stats.clone());
+        let (ctx, stats) = (ctx.clone(), stats.clone());
         let mut handle = handle;
         tokio::spawn(async move {
-            let b = bus.clone();
-            consumer::run(bus, sub, policy, &stats, move |e| handle(b.clone(), e)).await;
+            let (bus, telemetry) = (ctx.bus.clone(), ctx.telemetry.clone());
+            consumer::run(bus, sub, policy, &stats, &telemetry, move |e| {
+                handle(ctx.clone(), e)
+            })
+            .await;
         })
     };
     Ok(Consumer {
@@ -164,7 +219,9 @@ where
 
 /// Every service of the saga, running on one bus.
 #[derive(Debug)]
-pub struct Saga {
+pub struct Saga<B> {
+    /// The order service's context: what places orders.
+    pub order: Ctx<B>,
     /// The order service's orders.
     pub orders: order::Orders,
     /// The inventory service's stock.
@@ -173,33 +230,71 @@ pub struct Saga {
     pub sent: Arc<notification::Sent>,
     /// Every consumer of every service.
     pub consumers: Vec<Consumer>,
+    /// Every service's telemetry.
+    pub telemetry: Vec<Arc<Telemetry>>,
 }
 
-impl Saga {
-    /// Subscribes and starts every service; the inventory starts with `stock`.
-    pub async fn start<B: Bus>(
+impl<B: Bus> Saga<B> {
+    /// Subscribes and starts every service; the inventory starts with `stock`; telemetry is
+    /// exported to the OTLP/gRPC `endpoint` if there is one.
+    pub async fn start(
         bus: &B,
         policy: RetryPolicy,
         stock: impl IntoIterator<Item = (String, u64)>,
-    ) -> Result<Saga, BusError>
-    where
-        B::Sub: 'static,
-    {
+        endpoint: Option<&str>,
+    ) -> Result<Saga<B>, SagaError> {
+        let ctx = |service| -> Result<Ctx<B>, SagaError> {
+            Ok(Ctx {
+                bus: bus.clone(),
+                telemetry: Arc::new(Telemetry::new(service, endpoint)?),
+            })
+        };
+        let (o, i, p, s, n) = (
+            ctx("order")?,
+            ctx("inventory")?,
+            ctx("payment")?,
+            ctx("shipping")?,
+            ctx("notification")?,
+        );
         let orders = order::Orders::default();
         let inventory = inventory::Inventory::new(stock);
         let sent = Arc::new(notification::Sent::default());
-        let mut consumers = order::start(bus, policy.clone(), orders.clone()).await?;
-        consumers.extend(inventory::start(bus, policy.clone(), inventory.clone()).await?);
-        consumers.extend(payment::start(bus, policy.clone()).await?);
-        consumers.extend(shipping::start(bus, policy.clone()).await?);
-        consumers.extend(notification::start(bus, policy, sent.clone()).await?);
+        let mut consumers = order::start(&o, policy.clone(), orders.clone()).await?;
+        consumers.extend(inventory::start(&i, policy.clone(), inventory.clone()).await?);
+        consumers.extend(payment::start(&p, policy.clone()).await?);
+        consumers.extend(shipping::start(&s, policy.clone()).await?);
+        consumers.extend(notification::start(&n, policy, sent.clone()).await?);
+        let telemetry = [&o, &i, &p, &s, &n]
+            .iter()
+            .map(|c| c.telemetry.clone())
+            .collect();
         Ok(Saga {
+            order: o,
             orders,
             inventory,
             sent,
             consumers,
+            telemetry,
         })
     }
+
+    /// Exports all buffered telemetry of every service.
+    pub fn flush(&self) {
+        for t in &self.telemetry {
+            t.flush();
+        }
+    }
+}
+
+/// Why the saga could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SagaError {
+    /// A subscription failed.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// Telemetry could not be set up.
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
 }
 
 #[cfg(test)]
@@ -226,16 +321,21 @@ mod tests {
     #[tokio::test]
     async fn orders_complete_or_are_compensated() {
         let bus = MemoryBus::new(MemoryBusConfig::default());
-        let saga = Saga::start(&bus, RetryPolicy::default(), [("widget".to_string(), 10)])
+        let saga = Saga::start(
+            &bus,
+            RetryPolicy::default(),
+            [("widget".to_string(), 10)],
+            None,
+        )
+        .await
+        .unwrap();
+        let ok = order::place(&saga.order, &saga.orders, request("widget", 3, "visa"))
             .await
             .unwrap();
-        let ok = order::place(&bus, &saga.orders, request("widget", 3, "visa"))
+        let short = order::place(&saga.order, &saga.orders, request("widget", 50, "visa"))
             .await
             .unwrap();
-        let short = order::place(&bus, &saga.orders, request("widget", 50, "visa"))
-            .await
-            .unwrap();
-        let declined = order::place(&bus, &saga.orders, request("widget", 2, "declined"))
+        let declined = order::place(&saga.order, &saga.orders, request("widget", 2, "declined"))
             .await
             .unwrap();
         let done = |id: &str| saga.orders.status(id) != Some(OrderStatus::Pending);

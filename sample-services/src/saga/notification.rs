@@ -7,7 +7,7 @@ use crate::bus::{Bus, BusError};
 use crate::consumer::RetryPolicy;
 use crate::event::{Event, EventType};
 
-use super::{Consumer, spawn_consumer};
+use super::{Consumer, Ctx, spawn_consumer};
 
 /// Notifications sent, by outcome.
 #[derive(Debug, Default)]
@@ -20,12 +20,12 @@ pub struct Sent {
 
 /// Starts the notification service's consumer, counting what it sends in `sent`.
 pub async fn start<B: Bus>(
-    bus: &B,
+    ctx: &Ctx<B>,
     policy: RetryPolicy,
     sent: Arc<Sent>,
 ) -> Result<Vec<Consumer>, BusError> {
     Ok(vec![
-        spawn_consumer(bus, "notification", "orders", policy, move |_, e: Event| {
+        spawn_consumer(ctx, "orders", policy, move |_, e: Event| {
             match e.event_type {
                 EventType::OrderCompleted => sent.completed.fetch_add(1, Ordering::Relaxed),
                 EventType::OrderCancelled => sent.cancelled.fetch_add(1, Ordering::Relaxed),

@@ -9,7 +9,7 @@ use crate::bus::{Bus, BusError};
 use crate::consumer::RetryPolicy;
 use crate::event::{Event, EventType, new_id};
 
-use super::{Consumer, Order, OrderRequest, SagaPayload, emit, next_event, spawn_consumer};
+use super::{Consumer, Ctx, Order, OrderRequest, SagaPayload, emit, next_event, spawn_consumer};
 
 /// Where an order stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,7 +54,7 @@ impl Orders {
 
 /// Places an order: records it as pending and emits OrderPlaced. Returns the order id.
 pub async fn place<B: Bus>(
-    bus: &B,
+    ctx: &Ctx<B>,
     orders: &Orders,
     request: OrderRequest,
 ) -> Result<String, String> {
@@ -77,11 +77,11 @@ pub async fn place<B: Bus>(
     };
     let event = Event::new(EventType::OrderPlaced, &order_id, None, payload.to_json()?);
     orders.lock().insert(order_id.clone(), OrderStatus::Pending);
-    emit(bus, &event).await?;
+    emit(ctx, &event).await?;
     Ok(order_id)
 }
 
-async fn on_event<B: Bus>(bus: B, orders: Orders, event: Event) -> Result<(), String> {
+async fn on_event<B: Bus>(ctx: Ctx<B>, orders: Orders, event: Event) -> Result<(), String> {
     let (status, next) = match event.event_type {
         EventType::ShipmentCreated => (OrderStatus::Completed, EventType::OrderCompleted),
         EventType::InventoryFailed | EventType::InventoryReleased => {
@@ -97,14 +97,14 @@ async fn on_event<B: Bus>(bus: B, orders: Orders, event: Event) -> Result<(), St
     };
     let payload = SagaPayload::of(&event)?;
     if orders.close(&payload.order.order_id, status) {
-        emit(&bus, &next_event(&event, next, &payload)?).await?;
+        emit(&ctx, &next_event(&event, next, &payload)?).await?;
     }
     Ok(())
 }
 
 /// Starts the order service's consumers over `orders`.
 pub async fn start<B: Bus>(
-    bus: &B,
+    ctx: &Ctx<B>,
     policy: RetryPolicy,
     orders: Orders,
 ) -> Result<Vec<Consumer>, BusError> {
@@ -112,8 +112,8 @@ pub async fn start<B: Bus>(
     for topic in ["inventory", "shipments"] {
         let orders = orders.clone();
         consumers.push(
-            spawn_consumer(bus, "order", topic, policy.clone(), move |b, e| {
-                on_event(b, orders.clone(), e)
+            spawn_consumer(ctx, topic, policy.clone(), move |c, e| {
+                on_event(c, orders.clone(), e)
             })
             .await?,
         );

@@ -4,7 +4,7 @@ use crate::bus::{Bus, BusError};
 use crate::consumer::RetryPolicy;
 use crate::event::{Event, EventType};
 
-use super::{Consumer, SagaPayload, decide, emit, spawn_consumer};
+use super::{Consumer, Ctx, SagaPayload, decide, emit, spawn_consumer};
 
 /// Charges above this many cents are declined.
 pub const LIMIT_CENTS: u64 = 500_000;
@@ -23,7 +23,7 @@ pub fn authorize(payload: &SagaPayload) -> Result<(), String> {
     }
 }
 
-async fn handle<B: Bus>(bus: B, event: Event) -> Result<(), String> {
+async fn handle<B: Bus>(ctx: Ctx<B>, event: Event) -> Result<(), String> {
     if event.event_type != EventType::InventoryReserved {
         return Ok(());
     }
@@ -36,12 +36,12 @@ async fn handle<B: Bus>(bus: B, event: Event) -> Result<(), String> {
         EventType::PaymentProcessed,
         EventType::PaymentFailed,
     )?;
-    emit(&bus, &next).await
+    emit(&ctx, &next).await
 }
 
 /// Starts the payment service's consumers.
-pub async fn start<B: Bus>(bus: &B, policy: RetryPolicy) -> Result<Vec<Consumer>, BusError> {
+pub async fn start<B: Bus>(ctx: &Ctx<B>, policy: RetryPolicy) -> Result<Vec<Consumer>, BusError> {
     Ok(vec![
-        spawn_consumer(bus, "payment", "inventory", policy, handle).await?,
+        spawn_consumer(ctx, "inventory", policy, handle).await?,
     ])
 }

@@ -4,23 +4,21 @@ use crate::bus::{Bus, BusError};
 use crate::consumer::RetryPolicy;
 use crate::event::{Event, EventType};
 
-use super::{Consumer, SagaPayload, emit, next_event, spawn_consumer};
+use super::{Consumer, Ctx, SagaPayload, emit, next_event, spawn_consumer};
 
-async fn handle<B: Bus>(bus: B, event: Event) -> Result<(), String> {
+async fn handle<B: Bus>(ctx: Ctx<B>, event: Event) -> Result<(), String> {
     if event.event_type != EventType::PaymentProcessed {
         return Ok(());
     }
     let payload = SagaPayload::of(&event)?;
     emit(
-        &bus,
+        &ctx,
         &next_event(&event, EventType::ShipmentCreated, &payload)?,
     )
     .await
 }
 
 /// Starts the shipping service's consumers.
-pub async fn start<B: Bus>(bus: &B, policy: RetryPolicy) -> Result<Vec<Consumer>, BusError> {
-    Ok(vec![
-        spawn_consumer(bus, "shipping", "payments", policy, handle).await?,
-    ])
+pub async fn start<B: Bus>(ctx: &Ctx<B>, policy: RetryPolicy) -> Result<Vec<Consumer>, BusError> {
+    Ok(vec![spawn_consumer(ctx, "payments", policy, handle).await?])
 }
