@@ -15,10 +15,18 @@ use common::Vigil;
 use serde_json::Value;
 use vigil_sample_services::bus::memory::{MemoryBus, MemoryBusConfig};
 use vigil_sample_services::consumer::RetryPolicy;
-use vigil_sample_services::saga::order::{self, OrderStatus};
+use vigil_sample_services::gateway;
+use vigil_sample_services::saga::order::OrderStatus;
 use vigil_sample_services::saga::{Item, OrderRequest, Saga};
 
-const SERVICES: [&str; 5] = ["inventory", "notification", "order", "payment", "shipping"];
+const SERVICES: [&str; 6] = [
+    "gateway",
+    "inventory",
+    "notification",
+    "order",
+    "payment",
+    "shipping",
+];
 
 fn request(qty: u32, card: &str) -> OrderRequest {
     OrderRequest {
@@ -64,6 +72,19 @@ fn check(vigil: &Vigil, ok: &str, short: &str, declined: &str) {
         )),
         1,
         "the transaction is one trace across the broker"
+    );
+
+    let chain = vigil.sql(&format!(
+        "SELECT service_name, span_kind, span_name FROM spans \
+         WHERE correlation_id = '{ok}' AND span_kind IN ('SERVER', 'CLIENT') ORDER BY time"
+    ));
+    assert_eq!(
+        chain["rows"],
+        serde_json::json!([
+            ["gateway", "SERVER", "POST /orders"],
+            ["gateway", "CLIENT", "order.place"],
+            ["order", "SERVER", "order.place"]
+        ])
     );
 
     // Every consumer span continues its producer's trace and links to the producer span.
@@ -135,15 +156,32 @@ async fn the_saga_is_traced_end_to_end_through_vigil() {
     )
     .await
     .unwrap();
-    let ok = order::place(&saga.order, &saga.orders, request(2, "visa"))
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = format!("http://{}", listener.local_addr().unwrap());
+    let app = gateway::router(saga.gateway.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::new();
+    let place = |qty: u32, card: &str| {
+        let req = client
+            .post(format!("{gateway}/orders"))
+            .json(&request(qty, card));
+        async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 202);
+            let body: Value = resp.json().await.unwrap();
+            body["order_id"].as_str().unwrap().to_string()
+        }
+    };
+    let ok = place(2, "visa").await;
+    let short = place(500, "visa").await;
+    let declined = place(1, "declined").await;
+    let bad = client
+        .post(format!("{gateway}/orders"))
+        .json(&serde_json::json!({"customer_id": "c", "items": [], "card": "visa"}))
+        .send()
         .await
         .unwrap();
-    let short = order::place(&saga.order, &saga.orders, request(500, "visa"))
-        .await
-        .unwrap();
-    let declined = order::place(&saga.order, &saga.orders, request(1, "declined"))
-        .await
-        .unwrap();
+    assert_eq!(bad.status(), 400);
     tokio::time::timeout(Duration::from_secs(20), async {
         while [&ok, &short, &declined]
             .iter()
@@ -157,6 +195,16 @@ async fn the_saga_is_traced_end_to_end_through_vigil() {
     })
     .await
     .expect("every order reaches an end");
+    let status: Value = client
+        .get(format!("{gateway}/orders/{declined}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["status"], "cancelled");
+    assert_eq!(status["reason"], "card declined");
     assert_eq!(saga.orders.status(&ok), Some(OrderStatus::Completed));
     tokio::task::block_in_place(|| saga.flush());
     tokio::task::block_in_place(|| check(&vigil, &ok, &short, &declined));

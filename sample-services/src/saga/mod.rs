@@ -23,6 +23,7 @@ use opentelemetry::{Context, KeyValue};
 use crate::bus::{Bus, BusError, CORRELATION_ID, Message};
 use crate::consumer::{self, ConsumerStats, RetryPolicy};
 use crate::event::{Event, EventType};
+use crate::gateway::Gateway;
 use crate::telemetry::{self, Telemetry, TelemetryError};
 
 /// One line of an order.
@@ -220,6 +221,8 @@ where
 /// Every service of the saga, running on one bus.
 #[derive(Debug)]
 pub struct Saga<B> {
+    /// The HTTP gateway in front of the order service.
+    pub gateway: Arc<Gateway<B>>,
     /// The order service's context: what places orders.
     pub order: Ctx<B>,
     /// The order service's orders.
@@ -264,11 +267,18 @@ impl<B: Bus> Saga<B> {
         consumers.extend(payment::start(&p, policy.clone()).await?);
         consumers.extend(shipping::start(&s, policy.clone()).await?);
         consumers.extend(notification::start(&n, policy, sent.clone()).await?);
-        let telemetry = [&o, &i, &p, &s, &n]
+        let gateway = Arc::new(Gateway {
+            telemetry: Arc::new(Telemetry::new("gateway", endpoint)?),
+            order: o.clone(),
+            orders: orders.clone(),
+        });
+        let mut telemetry: Vec<Arc<Telemetry>> = [&o, &i, &p, &s, &n]
             .iter()
             .map(|c| c.telemetry.clone())
             .collect();
+        telemetry.push(gateway.telemetry.clone());
         Ok(Saga {
+            gateway,
             order: o,
             orders,
             inventory,

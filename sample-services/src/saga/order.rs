@@ -3,6 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::{Context, KeyValue};
 use serde::Serialize;
 
 use crate::bus::{Bus, BusError};
@@ -52,13 +55,41 @@ impl Orders {
     }
 }
 
-/// Places an order: records it as pending and emits OrderPlaced. Returns the order id.
+/// Places an order in a SERVER span of the order service (child of the caller's current
+/// context): records it as pending and emits OrderPlaced. Returns the order id.
 pub async fn place<B: Bus>(
     ctx: &Ctx<B>,
     orders: &Orders,
     request: OrderRequest,
 ) -> Result<String, String> {
     let order_id = format!("ord-{}", &new_id()[..16]);
+    let tracer = ctx.telemetry.tracer();
+    let span = tracer
+        .span_builder("order.place")
+        .with_kind(SpanKind::Server)
+        .with_attributes(vec![
+            KeyValue::new("rpc.system", "in-process"),
+            KeyValue::new("rpc.method", "place"),
+            KeyValue::new("correlation_id", order_id.clone()),
+        ])
+        .start_with_context(tracer, &Context::current());
+    let cx = Context::current_with_span(span);
+    let placed = record_and_emit(ctx, orders, request, order_id)
+        .with_context(cx.clone())
+        .await;
+    if let Err(e) = &placed {
+        cx.span().set_status(Status::error(e.clone()));
+    }
+    cx.span().end();
+    placed
+}
+
+async fn record_and_emit<B: Bus>(
+    ctx: &Ctx<B>,
+    orders: &Orders,
+    request: OrderRequest,
+    order_id: String,
+) -> Result<String, String> {
     let amount_cents = request
         .items
         .iter()

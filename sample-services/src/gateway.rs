@@ -1,0 +1,171 @@
+//! The gateway: the HTTP front door (`POST /orders`, `GET /orders/{id}`), traced as SERVER
+//! spans that continue any trace context the caller sends, calling the order service through
+//! a CLIENT span.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::logs::Severity;
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::{Context, KeyValue};
+use serde_json::json;
+
+use crate::bus::Bus;
+use crate::saga::order::{self, Orders};
+use crate::saga::{Ctx, OrderRequest};
+use crate::telemetry::{self, Telemetry};
+
+/// What the gateway talks to.
+#[derive(Debug)]
+pub struct Gateway<B> {
+    /// The gateway's own telemetry (`service.name` = gateway).
+    pub telemetry: Arc<Telemetry>,
+    /// The order service it calls.
+    pub order: Ctx<B>,
+    /// The order service's orders, for status lookups.
+    pub orders: Orders,
+}
+
+/// The gateway's routes.
+pub fn router<B: Bus>(gateway: Arc<Gateway<B>>) -> Router {
+    Router::new()
+        .route("/orders", post(place::<B>))
+        .route("/orders/{id}", get(status::<B>))
+        .with_state(gateway)
+}
+
+fn server_span(
+    telemetry: &Telemetry,
+    headers: &HeaderMap,
+    method: &str,
+    route: &str,
+    path: &str,
+) -> Context {
+    let carrier: BTreeMap<String, String> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let parent = telemetry::extract(&carrier);
+    let tracer = telemetry.tracer();
+    let span = tracer
+        .span_builder(format!("{method} {route}"))
+        .with_kind(SpanKind::Server)
+        .with_attributes(vec![
+            KeyValue::new("http.request.method", method.to_string()),
+            KeyValue::new("http.route", route.to_string()),
+            KeyValue::new("url.path", path.to_string()),
+        ])
+        .start_with_context(tracer, &parent);
+    parent.with_span(span)
+}
+
+fn respond(cx: &Context, status: StatusCode, body: serde_json::Value) -> Response {
+    let span = cx.span();
+    span.set_attribute(KeyValue::new(
+        "http.response.status_code",
+        i64::from(status.as_u16()),
+    ));
+    if status.is_server_error() {
+        span.set_status(Status::error(
+            body["error"].as_str().unwrap_or_default().to_string(),
+        ));
+    }
+    span.end();
+    (status, Json(body)).into_response()
+}
+
+fn invalid(request: &OrderRequest) -> Option<&'static str> {
+    if request.items.is_empty() {
+        Some("an order needs at least one item")
+    } else if request.items.iter().any(|i| i.qty == 0) {
+        Some("every item needs a quantity of at least 1")
+    } else if request.customer_id.is_empty() {
+        Some("customer_id is required")
+    } else {
+        None
+    }
+}
+
+async fn place<B: Bus>(
+    State(gw): State<Arc<Gateway<B>>>,
+    headers: HeaderMap,
+    Json(request): Json<OrderRequest>,
+) -> Response {
+    let cx = server_span(&gw.telemetry, &headers, "POST", "/orders", "/orders");
+    if let Some(reason) = invalid(&request) {
+        return respond(&cx, StatusCode::BAD_REQUEST, json!({ "error": reason }));
+    }
+    let tracer = gw.telemetry.tracer();
+    let call = tracer
+        .span_builder("order.place")
+        .with_kind(SpanKind::Client)
+        .with_attributes(vec![
+            KeyValue::new("rpc.system", "in-process"),
+            KeyValue::new("rpc.service", "order"),
+            KeyValue::new("rpc.method", "place"),
+        ])
+        .start_with_context(tracer, &cx);
+    let call_cx = cx.with_span(call);
+    let placed = order::place(&gw.order, &gw.orders, request)
+        .with_context(call_cx.clone())
+        .await;
+    let call_span = call_cx.span();
+    match placed {
+        Ok(order_id) => {
+            call_span.end();
+            cx.span()
+                .set_attribute(KeyValue::new("correlation_id", order_id.clone()));
+            gw.telemetry.log(
+                &cx,
+                Severity::Info,
+                format!("accepted order {order_id}"),
+                &order_id,
+                &[("http.route", "/orders".to_string())],
+            );
+            respond(
+                &cx,
+                StatusCode::ACCEPTED,
+                json!({ "order_id": order_id, "status": "pending" }),
+            )
+        }
+        Err(e) => {
+            call_span.set_status(Status::error(e.clone()));
+            call_span.end();
+            respond(&cx, StatusCode::SERVICE_UNAVAILABLE, json!({ "error": e }))
+        }
+    }
+}
+
+async fn status<B: Bus>(
+    State(gw): State<Arc<Gateway<B>>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let cx = server_span(
+        &gw.telemetry,
+        &headers,
+        "GET",
+        "/orders/{id}",
+        &format!("/orders/{id}"),
+    );
+    cx.span()
+        .set_attribute(KeyValue::new("correlation_id", id.clone()));
+    match gw.orders.status(&id) {
+        Some(status) => {
+            let mut body = serde_json::to_value(status).unwrap_or_default();
+            body["order_id"] = json!(id);
+            respond(&cx, StatusCode::OK, body)
+        }
+        None => respond(
+            &cx,
+            StatusCode::NOT_FOUND,
+            json!({ "error": format!("no order {id}") }),
+        ),
+    }
+}
