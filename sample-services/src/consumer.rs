@@ -198,24 +198,15 @@ impl<'a, B: Bus> Processor<'a, B> {
                 return dead_letter(self.bus, delivery, e.to_string(), self.stats).await;
             }
         };
-        let span = cx.span();
-        span.set_attribute(KeyValue::new(
-            "messaging.message.id",
-            event.event_id.clone(),
-        ));
-        span.set_attribute(KeyValue::new(
-            "correlation_id",
-            event.correlation_id.clone(),
-        ));
-        span.set_attribute(KeyValue::new(
-            "event.type",
-            format!("{:?}", event.event_type),
-        ));
         let cid = event.correlation_id.clone();
         let what = [
             ("event.type", format!("{:?}", event.event_type)),
             ("event.id", event.event_id.clone()),
         ];
+        let span = cx.span();
+        span.set_attribute(KeyValue::new("messaging.message.id", what[1].1.clone()));
+        span.set_attribute(KeyValue::new("correlation_id", cid.clone()));
+        span.set_attribute(KeyValue::new("event.type", what[0].1.clone()));
         if self.seen.contains(&event.event_id) {
             self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
             self.telemetry.log(

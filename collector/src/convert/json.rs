@@ -63,14 +63,7 @@ pub fn value(out: &mut String, v: Option<&Value>) {
             let _ = write!(out, "{i}");
         }
         Some(Value::ArrayValue(a)) => {
-            out.push('[');
-            for (n, item) in a.values.iter().enumerate() {
-                if n > 0 {
-                    out.push(',');
-                }
-                value(out, item.value.as_ref());
-            }
-            out.push(']');
+            array(out, &a.values, |out, item| value(out, item.value.as_ref()))
         }
         Some(Value::KvlistValue(kv)) => attributes(out, &kv.values),
     }

@@ -76,7 +76,7 @@ pub struct SagaPayload {
 impl SagaPayload {
     /// Reads the payload of `event`.
     pub fn of(event: &Event) -> Result<SagaPayload, String> {
-        serde_json::from_value(event.payload.clone())
+        SagaPayload::deserialize(&event.payload)
             .map_err(|e| format!("{:?} payload: {e}", event.event_type))
     }
 
@@ -87,21 +87,12 @@ impl SagaPayload {
 }
 
 /// What a service's handlers work with: the bus and the service's telemetry.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Ctx<B> {
     /// The bus.
     pub bus: B,
     /// The service's tracer and logger.
     pub telemetry: Arc<Telemetry>,
-}
-
-impl<B: Clone> Clone for Ctx<B> {
-    fn clone(&self) -> Self {
-        Ctx {
-            bus: self.bus.clone(),
-            telemetry: self.telemetry.clone(),
-        }
-    }
 }
 
 /// Publishes `event` to its topic in a PRODUCER span (child of the current context), keyed
@@ -189,7 +180,7 @@ pub async fn spawn_consumer<B, F, Fut>(
     ctx: &Ctx<B>,
     topic: &'static str,
     policy: RetryPolicy,
-    handle: F,
+    mut handle: F,
 ) -> Result<Consumer, BusError>
 where
     B: Bus,
@@ -201,7 +192,6 @@ where
     let stats = Arc::new(ConsumerStats::default());
     let task = {
         let (ctx, stats) = (ctx.clone(), stats.clone());
-        let mut handle = handle;
         tokio::spawn(async move {
             let (bus, telemetry) = (ctx.bus.clone(), ctx.telemetry.clone());
             consumer::run(bus, sub, policy, &stats, &telemetry, move |e| {
@@ -223,8 +213,6 @@ where
 pub struct Saga<B> {
     /// The HTTP gateway in front of the order service.
     pub gateway: Arc<Gateway<B>>,
-    /// The order service's context: what places orders.
-    pub order: Ctx<B>,
     /// The order service's orders.
     pub orders: order::Orders,
     /// The inventory service's stock.
@@ -279,7 +267,6 @@ impl<B: Bus> Saga<B> {
         telemetry.push(gateway.telemetry.clone());
         Ok(Saga {
             gateway,
-            order: o,
             orders,
             inventory,
             sent,
@@ -339,15 +326,16 @@ mod tests {
         )
         .await
         .unwrap();
-        let ok = order::place(&saga.order, &saga.orders, request("widget", 3, "visa"))
-            .await
-            .unwrap();
-        let short = order::place(&saga.order, &saga.orders, request("widget", 50, "visa"))
-            .await
-            .unwrap();
-        let declined = order::place(&saga.order, &saga.orders, request("widget", 2, "declined"))
-            .await
-            .unwrap();
+        let place = |qty: u32, card: &'static str| {
+            order::place(
+                &saga.gateway.order,
+                &saga.orders,
+                request("widget", qty, card),
+            )
+        };
+        let ok = place(3, "visa").await.unwrap();
+        let short = place(50, "visa").await.unwrap();
+        let declined = place(2, "declined").await.unwrap();
         let done = |id: &str| saga.orders.status(id) != Some(OrderStatus::Pending);
         tokio::time::timeout(Duration::from_secs(10), async {
             while !(done(&ok) && done(&short) && done(&declined))

@@ -113,20 +113,23 @@ async fn record_and_emit<B: Bus>(
 }
 
 async fn on_event<B: Bus>(ctx: Ctx<B>, orders: Orders, event: Event) -> Result<(), String> {
-    let (status, next) = match event.event_type {
-        EventType::ShipmentCreated => (OrderStatus::Completed, EventType::OrderCompleted),
-        EventType::InventoryFailed | EventType::InventoryReleased => {
-            let reason = SagaPayload::of(&event)?.reason;
-            let reason = if reason.is_empty() {
-                "payment failed".to_string()
-            } else {
-                reason
-            };
-            (OrderStatus::Cancelled { reason }, EventType::OrderCancelled)
-        }
+    let next = match event.event_type {
+        EventType::ShipmentCreated => EventType::OrderCompleted,
+        EventType::InventoryFailed | EventType::InventoryReleased => EventType::OrderCancelled,
         _ => return Ok(()),
     };
     let payload = SagaPayload::of(&event)?;
+    let status = if next == EventType::OrderCompleted {
+        OrderStatus::Completed
+    } else if payload.reason.is_empty() {
+        OrderStatus::Cancelled {
+            reason: "payment failed".into(),
+        }
+    } else {
+        OrderStatus::Cancelled {
+            reason: payload.reason.clone(),
+        }
+    };
     if orders.close(&payload.order.order_id, status) {
         emit(&ctx, &next_event(&event, next, &payload)?).await?;
     }
