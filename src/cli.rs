@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use vigil_store::FsyncPolicy;
-use vigil_store::units::ByteSize;
+use vigil_store::units::{ByteSize, HumanDuration};
 
 /// Vigil: an OpenTelemetry-native observability pipeline. OTLP in, SQL out.
 #[derive(Debug, Parser)]
@@ -25,6 +25,151 @@ pub enum Command {
     Query(QueryArgs),
     /// Measure performance and print figures.
     Bench(BenchArgs),
+    /// Run Vigil with the sample services under steady load, injecting a fault every few
+    /// minutes; prints where to look.
+    Demo(DemoArgs),
+    /// Send open-loop order traffic to a sample-services gateway and report rate and latency.
+    Load(LoadArgs),
+    /// Start, list and stop faults in running sample services.
+    Chaos(ChaosArgs),
+}
+
+/// `vigil demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Vigil's own settings, as for `vigil serve`.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Listen address of the sample services' gateway and admin API.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub gateway_addr: SocketAddr,
+    /// Orders per second of steady load (0 for none).
+    #[arg(long, default_value_t = 20.0)]
+    pub rate: f64,
+    /// Start a fault this often (the scripted scenario); `0s` for no faults.
+    #[arg(long, default_value = "3m")]
+    pub fault_every: HumanDuration,
+    /// How long each scripted fault lasts.
+    #[arg(long, default_value = "1m")]
+    pub fault_for: HumanDuration,
+    /// How often the services export their metrics.
+    #[arg(long, default_value = "10s")]
+    pub metric_interval: HumanDuration,
+}
+
+/// `vigil load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Base URL of the gateway.
+    #[arg(
+        long,
+        env = "VIGIL_GATEWAY_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub target: String,
+    /// Orders per second.
+    #[arg(long)]
+    pub rate: f64,
+    /// How long to send for, e.g. 60s.
+    #[arg(long)]
+    pub duration: HumanDuration,
+    /// Most requests in flight; requests due beyond it are skipped and counted.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Share of orders for an item that is out of stock.
+    #[arg(long, default_value_t = 0.05)]
+    pub out_of_stock: f64,
+    /// Share of orders paid with a card that is declined.
+    #[arg(long, default_value_t = 0.05)]
+    pub declined: f64,
+}
+
+/// `vigil chaos`.
+#[derive(Debug, Args)]
+pub struct ChaosArgs {
+    /// Base URL of the services' admin API (the gateway).
+    #[arg(
+        long,
+        env = "VIGIL_GATEWAY_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub url: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub what: ChaosWhat,
+}
+
+/// Which service and operation a fault hits, and for how long.
+#[derive(Debug, Args)]
+pub struct FaultTarget {
+    /// Service: gateway, order, inventory, payment, shipping or notification.
+    #[arg(long)]
+    pub service: String,
+    /// Operation: a handler's span name (e.g. "process inventory") or a dependency (e.g.
+    /// card-processor); every handler of the service when left out.
+    #[arg(long)]
+    pub operation: Option<String>,
+    /// Stop by itself after this long, e.g. 60s; runs until stopped when left out.
+    #[arg(long = "for")]
+    pub for_: Option<HumanDuration>,
+}
+
+/// Fault commands.
+#[derive(Debug, Subcommand)]
+pub enum ChaosWhat {
+    /// List running faults.
+    List,
+    /// Stop one fault by id, or all of them.
+    Stop {
+        /// The fault's id.
+        #[arg(required_unless_present = "all")]
+        id: Option<u64>,
+        /// Stop every running fault.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+    /// Add latency to calls.
+    Latency {
+        #[command(flatten)]
+        target: FaultTarget,
+        /// Milliseconds added to each call.
+        #[arg(long)]
+        ms: u64,
+    },
+    /// Fail a share of calls.
+    Errors {
+        #[command(flatten)]
+        target: FaultTarget,
+        /// Share of calls that fail, in (0, 1].
+        #[arg(long)]
+        rate: f64,
+    },
+    /// Stop the service's consumers from taking messages (lag grows).
+    Stall {
+        #[command(flatten)]
+        target: FaultTarget,
+    },
+    /// Publish a share of the service's events twice.
+    Duplicate {
+        #[command(flatten)]
+        target: FaultTarget,
+        /// Share of events published twice, in (0, 1].
+        #[arg(long, default_value_t = 1.0)]
+        rate: f64,
+    },
+    /// Make the service's dependencies refuse every call.
+    Outage {
+        #[command(flatten)]
+        target: FaultTarget,
+    },
+    /// Burn CPU in each call.
+    CpuBurn {
+        #[command(flatten)]
+        target: FaultTarget,
+        /// Milliseconds of CPU burnt per call.
+        #[arg(long)]
+        ms: u64,
+    },
 }
 
 /// `vigil serve`.
@@ -53,7 +198,7 @@ pub struct ServeArgs {
     pub fsync: Option<FsyncPolicy>,
     /// Flush the in-memory tail to Parquet at least this often, e.g. 60s.
     #[arg(long, env = "VIGIL_FLUSH_INTERVAL")]
-    pub flush_interval: Option<vigil_store::units::HumanDuration>,
+    pub flush_interval: Option<HumanDuration>,
 }
 
 /// `vigil query`.

@@ -1,8 +1,12 @@
-//! The `vigil` command: wires the library crates into `serve`, `query` and `bench`.
+//! The `vigil` command: wires the library crates into `serve`, `query`, `bench`, `demo`,
+//! `load` and `chaos`.
 
 mod bench;
+mod chaos;
 mod cli;
 mod config;
+mod demo;
+mod load;
 mod query;
 mod serve;
 
@@ -25,6 +29,9 @@ fn main() -> std::process::ExitCode {
             cli::Command::Serve(args) => serve::run(args).await,
             cli::Command::Query(args) => query::run(args).await,
             cli::Command::Bench(args) => bench::run(args).await,
+            cli::Command::Demo(args) => demo::run(args).await,
+            cli::Command::Load(args) => load::run(args).await,
+            cli::Command::Chaos(args) => chaos::run(args).await,
         }
     });
     match result {

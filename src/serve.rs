@@ -163,7 +163,8 @@ impl Running {
     }
 }
 
-async fn terminated() {
+/// Resolves when the process is asked to stop (SIGINT or SIGTERM).
+pub async fn terminated() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -185,9 +186,8 @@ async fn terminated() {
     }
 }
 
-/// Runs `vigil serve` until interrupted.
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let config = resolve_config(&args)?;
+/// Logs to stderr at `VIGIL_LOG`, else the configured level.
+pub fn init_logging(config: &VigilConfig) -> anyhow::Result<()> {
     let filter = std::env::var("VIGIL_LOG").unwrap_or_else(|_| config.log.level.clone());
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -196,15 +196,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    Ok(())
+}
+
+impl Running {
+    /// The one line printed on stdout once listening, for people and for scripts that start
+    /// Vigil on ephemeral ports: `vigil listening: otlp_grpc=… otlp_http=… api=… data_dir=…`.
+    pub fn banner(&self, config: &VigilConfig) -> String {
+        format!(
+            "vigil listening: otlp_grpc={} otlp_http={} api=http://{} data_dir={}",
+            self.grpc_addr,
+            self.http_addr,
+            self.api_addr,
+            config.store.data_dir.display()
+        )
+    }
+}
+
+/// Runs `vigil serve` until interrupted.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = resolve_config(&args)?;
+    init_logging(&config)?;
     let running = start(&config).await?;
-    // One line on stdout, for people and for scripts that start Vigil on ephemeral ports.
-    println!(
-        "vigil listening: otlp_grpc={} otlp_http={} api=http://{} data_dir={}",
-        running.grpc_addr,
-        running.http_addr,
-        running.api_addr,
-        config.store.data_dir.display()
-    );
+    println!("{}", running.banner(&config));
     tracing::info!(otlp_grpc = %running.grpc_addr, otlp_http = %running.http_addr, api = %running.api_addr, "vigil is up");
     terminated().await;
     tracing::info!("shutting down");

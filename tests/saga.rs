@@ -18,6 +18,7 @@ use vigil_sample_services::consumer::RetryPolicy;
 use vigil_sample_services::gateway;
 use vigil_sample_services::saga::order::OrderStatus;
 use vigil_sample_services::saga::{Item, OrderRequest, Saga};
+use vigil_sample_services::telemetry::Export;
 
 const SERVICES: [&str; 6] = [
     "gateway",
@@ -83,8 +84,14 @@ fn check(vigil: &Vigil, ok: &str, short: &str, declined: &str) {
         serde_json::json!([
             ["gateway", "SERVER", "POST /orders"],
             ["gateway", "CLIENT", "order.place"],
-            ["order", "SERVER", "order.place"]
-        ])
+            ["order", "SERVER", "order.place"],
+            ["order", "CLIENT", "order-db"],
+            ["inventory", "CLIENT", "stock-db"],
+            ["payment", "CLIENT", "card-processor"],
+            ["shipping", "CLIENT", "carrier-api"],
+            ["notification", "CLIENT", "email-provider"]
+        ]),
+        "the HTTP call chain, then each service's call to its dependency, in saga order"
     );
 
     // Every consumer span continues its producer's trace and links to the producer span.
@@ -152,7 +159,7 @@ async fn the_saga_is_traced_end_to_end_through_vigil() {
         &bus,
         RetryPolicy::default(),
         [("widget".to_string(), 100)],
-        Some(&vigil.grpc),
+        &Export::to(&vigil.grpc),
     )
     .await
     .unwrap();

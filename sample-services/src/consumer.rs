@@ -5,7 +5,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::logs::Severity;
@@ -13,6 +13,7 @@ use opentelemetry::trace::{Link, SpanKind, Status, TraceContextExt as _, Tracer 
 use opentelemetry::{Context, KeyValue};
 
 use crate::bus::{Bus, BusError, Delivery, Message, Subscription};
+use crate::ctx::Ctx;
 use crate::event::Event;
 use crate::telemetry::{self, Telemetry};
 
@@ -60,9 +61,13 @@ impl RetryPolicy {
     }
 }
 
-/// What a consumer did, for its metrics.
+/// What a consumer did, and its group's backlog when last sampled, for its metrics.
 #[derive(Debug, Default)]
 pub struct ConsumerStats {
+    /// Messages not yet acknowledged by the group.
+    pub lag: AtomicU64,
+    /// Messages waiting to be delivered to the group.
+    pub queued: AtomicU64,
     /// Messages handled successfully.
     pub processed: AtomicU64,
     /// Redeliveries of already processed events, acknowledged without handling.
@@ -122,31 +127,36 @@ pub enum Outcome {
     DeadLettered(String),
 }
 
+impl Outcome {
+    fn name(&self) -> &'static str {
+        match self {
+            Outcome::Processed => "processed",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Retried(_) => "retried",
+            Outcome::DeadLettered(_) => "dead_lettered",
+        }
+    }
+}
+
 /// One consumer's processing state: what it processed, how it retries, what it counts and
 /// how it reports.
 #[derive(Debug)]
 pub struct Processor<'a, B> {
-    bus: &'a B,
+    ctx: &'a Ctx<B>,
     seen: Seen,
     policy: RetryPolicy,
     stats: &'a ConsumerStats,
-    telemetry: &'a Telemetry,
 }
 
 impl<'a, B: Bus> Processor<'a, B> {
-    /// A processor publishing dead letters to `bus`, remembering 100,000 processed ids.
-    pub fn new(
-        bus: &'a B,
-        policy: RetryPolicy,
-        stats: &'a ConsumerStats,
-        telemetry: &'a Telemetry,
-    ) -> Self {
+    /// A processor for the service of `ctx` (which also receives its dead letters),
+    /// remembering 100,000 processed ids.
+    pub fn new(ctx: &'a Ctx<B>, policy: RetryPolicy, stats: &'a ConsumerStats) -> Self {
         Processor {
-            bus,
+            ctx,
             seen: Seen::new(100_000),
             policy,
             stats,
-            telemetry,
         }
     }
 
@@ -162,11 +172,27 @@ impl<'a, B: Bus> Processor<'a, B> {
         F: FnOnce(Event) -> Fut,
         Fut: Future<Output = Result<(), String>>,
     {
-        let cx = consumer_span(self.telemetry, &delivery);
+        let telemetry = &*self.ctx.telemetry;
+        let cx = consumer_span(telemetry, &delivery);
+        let labels = [
+            KeyValue::new("messaging.destination.name", delivery.topic.clone()),
+            KeyValue::new("messaging.consumer.group.name", telemetry.service),
+        ];
+        let started = Instant::now();
+        telemetry.instruments.in_flight.add(1, &labels[..1]);
         let outcome = self
             .settle(delivery, &cx, handle)
             .with_context(cx.clone())
             .await;
+        telemetry.instruments.in_flight.add(-1, &labels[..1]);
+        if let Ok(o) = &outcome {
+            let mut labels = labels.to_vec();
+            labels.push(KeyValue::new("outcome", o.name()));
+            telemetry
+                .instruments
+                .process_duration
+                .record(started.elapsed().as_secs_f64(), &labels);
+        }
         if let Ok(Outcome::Retried(reason) | Outcome::DeadLettered(reason)) = &outcome {
             cx.span().set_status(Status::error(reason.clone()));
         }
@@ -188,14 +214,14 @@ impl<'a, B: Bus> Processor<'a, B> {
             // Retrying cannot make malformed bytes readable.
             Err(e) => {
                 let cid = delivery.message.key.clone();
-                self.telemetry.log(
+                self.ctx.telemetry.log(
                     cx,
                     Severity::Error,
                     format!("dead-lettered unreadable message: {e}"),
                     &cid,
                     &[],
                 );
-                return dead_letter(self.bus, delivery, e.to_string(), self.stats).await;
+                return dead_letter(&self.ctx.bus, delivery, e.to_string(), self.stats).await;
             }
         };
         let cid = event.correlation_id.clone();
@@ -209,7 +235,7 @@ impl<'a, B: Bus> Processor<'a, B> {
         span.set_attribute(KeyValue::new("event.type", what[0].1.clone()));
         if self.seen.contains(&event.event_id) {
             self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
-            self.telemetry.log(
+            self.ctx.telemetry.log(
                 cx,
                 Severity::Info,
                 format!("duplicate {:?} ignored", event.event_type),
@@ -220,11 +246,15 @@ impl<'a, B: Bus> Processor<'a, B> {
             return Ok(Outcome::Duplicate);
         }
         let id = event.event_id.clone();
-        match handle(event).await {
+        let handled = match self.ctx.faults(&handler_name(&delivery.topic)).await {
+            Ok(()) => handle(event).await,
+            Err(injected) => Err(injected),
+        };
+        match handled {
             Ok(()) => {
                 self.seen.insert(&id);
                 self.stats.processed.fetch_add(1, Ordering::Relaxed);
-                self.telemetry.log(
+                self.ctx.telemetry.log(
                     cx,
                     Severity::Info,
                     format!("handled {}", what[0].1),
@@ -235,7 +265,7 @@ impl<'a, B: Bus> Processor<'a, B> {
                 Ok(Outcome::Processed)
             }
             Err(reason) if delivery.attempt >= self.policy.max_attempts => {
-                self.telemetry.log(
+                self.ctx.telemetry.log(
                     cx,
                     Severity::Error,
                     format!(
@@ -245,12 +275,12 @@ impl<'a, B: Bus> Processor<'a, B> {
                     &cid,
                     &what,
                 );
-                dead_letter(self.bus, delivery, reason, self.stats).await
+                dead_letter(&self.ctx.bus, delivery, reason, self.stats).await
             }
             Err(reason) => {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
                 let delay = self.policy.backoff(delivery.attempt);
-                self.telemetry.log(
+                self.ctx.telemetry.log(
                     cx,
                     Severity::Warn,
                     format!(
@@ -267,12 +297,17 @@ impl<'a, B: Bus> Processor<'a, B> {
     }
 }
 
+/// The name of the handler consuming `topic`: its CONSUMER span's name.
+pub fn handler_name(topic: &str) -> String {
+    format!("process {topic}")
+}
+
 fn consumer_span(telemetry: &Telemetry, delivery: &Delivery) -> Context {
     let parent = telemetry::extract(&delivery.message.headers);
     let producer = parent.span().span_context().clone();
     let tracer = telemetry.tracer();
     let mut builder = tracer
-        .span_builder(format!("process {}", delivery.topic))
+        .span_builder(handler_name(&delivery.topic))
         .with_kind(SpanKind::Consumer)
         .with_attributes(vec![
             KeyValue::new("messaging.operation.type", "process"),
@@ -312,14 +347,18 @@ async fn dead_letter<B: Bus>(
     Ok(Outcome::DeadLettered(reason))
 }
 
-/// Runs a consumer until the bus closes: every delivery of `sub` goes through
-/// [`Processor::process`].
+/// How often a stalled consumer looks whether its stall is over.
+const STALL_POLL: Duration = Duration::from_millis(50);
+
+/// Runs the consumer of `topic` for the service of `ctx` until the bus closes: every
+/// delivery of `sub` goes through [`Processor::process`]; while a stall fault holds the
+/// consumer it takes nothing.
 pub async fn run<B, S, F, Fut>(
-    bus: B,
+    ctx: &Ctx<B>,
+    topic: &str,
     mut sub: S,
     policy: RetryPolicy,
     stats: &ConsumerStats,
-    telemetry: &Telemetry,
     mut handle: F,
 ) where
     B: Bus,
@@ -327,8 +366,15 @@ pub async fn run<B, S, F, Fut>(
     F: FnMut(Event) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
-    let mut processor = Processor::new(&bus, policy, stats, telemetry);
-    while let Ok(delivery) = sub.next().await {
+    let handler = handler_name(topic);
+    let mut processor = Processor::new(ctx, policy, stats);
+    loop {
+        while ctx.chaos.stalled(ctx.service(), &handler) {
+            tokio::time::sleep(STALL_POLL).await;
+        }
+        let Ok(delivery) = sub.next().await else {
+            break;
+        };
         if processor.process(delivery, &mut handle).await.is_err() {
             break;
         }
@@ -338,8 +384,12 @@ pub async fn run<B, S, F, Fut>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
     use crate::bus::memory::{MemoryBus, MemoryBusConfig};
+    use crate::chaos::{Chaos, FaultKind, FaultSpec};
     use crate::event::EventType;
+    use crate::telemetry::Export;
 
     fn message(event: &Event) -> Message {
         Message {
@@ -349,8 +399,13 @@ mod tests {
         }
     }
 
-    fn tel() -> Telemetry {
-        Telemetry::new("svc", None).unwrap()
+    fn ctx(bus: &MemoryBus) -> Ctx<MemoryBus> {
+        let telemetry = Arc::new(Telemetry::new("svc", &Export::none()).unwrap());
+        Ctx {
+            bus: bus.clone(),
+            chaos: Chaos::new([telemetry.clone()]),
+            telemetry,
+        }
     }
 
     fn fast() -> RetryPolicy {
@@ -384,8 +439,8 @@ mod tests {
         let e = Event::new(EventType::OrderPlaced, "c1", None, serde_json::json!({}));
         bus.publish("orders", message(&e)).await.unwrap();
         bus.publish("orders", message(&e)).await.unwrap();
-        let (stats, tel) = (ConsumerStats::default(), tel());
-        let mut processor = Processor::new(&bus, fast(), &stats, &tel);
+        let (stats, ctx) = (ConsumerStats::default(), ctx(&bus));
+        let mut processor = Processor::new(&ctx, fast(), &stats);
         let mut handled = 0;
         for expected in [Outcome::Processed, Outcome::Duplicate] {
             let d = sub.next().await.unwrap();
@@ -414,8 +469,8 @@ mod tests {
             serde_json::json!({}),
         );
         bus.publish("payments", message(&e)).await.unwrap();
-        let (stats, tel) = (ConsumerStats::default(), tel());
-        let mut processor = Processor::new(&bus, fast(), &stats, &tel);
+        let (stats, ctx) = (ConsumerStats::default(), ctx(&bus));
+        let mut processor = Processor::new(&ctx, fast(), &stats);
         let mut outcomes = Vec::new();
         for _ in 0..3 {
             let d = sub.next().await.unwrap();
@@ -436,7 +491,7 @@ mod tests {
         );
         assert_eq!(dead.message.headers[DEAD_LETTER_ATTEMPTS], "3");
         assert_eq!(Event::from_bytes(&dead.message.payload).unwrap(), e);
-        assert_eq!(bus.lag("payments", "svc").await, 0);
+        assert_eq!(bus.backlog("payments", "svc").await.unwrap().lag(), 0);
         assert_eq!(stats.retries.load(Ordering::Relaxed), 2);
         assert_eq!(stats.dead_lettered.load(Ordering::Relaxed), 1);
     }
@@ -452,8 +507,8 @@ mod tests {
             payload: b"not an event".to_vec(),
         };
         bus.publish("orders", garbage).await.unwrap();
-        let (stats, tel) = (ConsumerStats::default(), tel());
-        let mut processor = Processor::new(&bus, fast(), &stats, &tel);
+        let (stats, ctx) = (ConsumerStats::default(), ctx(&bus));
+        let mut processor = Processor::new(&ctx, fast(), &stats);
         let d = sub.next().await.unwrap();
         let out = processor.process(d, |_| async { Ok(()) }).await.unwrap();
         assert!(matches!(out, Outcome::DeadLettered(r) if r.contains("malformed")));
@@ -461,14 +516,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn run_consumes_until_the_bus_closes() {
+    async fn run_consumes_until_the_bus_closes_and_not_while_stalled() {
         let bus = MemoryBus::new(MemoryBusConfig::default());
         let sub = bus.subscribe("orders", "svc").await.unwrap();
-        let stats = std::sync::Arc::new(ConsumerStats::default());
+        let stats = Arc::new(ConsumerStats::default());
+        let ctx = ctx(&bus);
+        let stall = ctx
+            .chaos
+            .start(FaultSpec {
+                service: "svc".into(),
+                operation: None,
+                kind: FaultKind::Stall {},
+                duration_secs: None,
+            })
+            .unwrap();
         let task = {
-            let (bus, stats) = (bus.clone(), stats.clone());
+            let (ctx, stats) = (ctx.clone(), stats.clone());
             tokio::spawn(async move {
-                run(bus, sub, fast(), &stats, &tel(), |_| async { Ok(()) }).await;
+                run(&ctx, "orders", sub, fast(), &stats, |_| async { Ok(()) }).await;
             })
         };
         for n in 0..3 {
@@ -480,6 +545,10 @@ mod tests {
             );
             bus.publish("orders", message(&e)).await.unwrap();
         }
+        tokio::time::sleep(STALL_POLL * 4).await;
+        assert_eq!(stats.processed.load(Ordering::Relaxed), 0, "stalled");
+        assert_eq!(bus.backlog("orders", "svc").await.unwrap().queued, 3);
+        ctx.chaos.stop(stall.id).unwrap();
         while stats.processed.load(Ordering::Relaxed) < 3 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -488,5 +557,33 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn injected_errors_fail_the_handler_without_running_it() {
+        let bus = MemoryBus::new(MemoryBusConfig::default());
+        let mut sub = bus.subscribe("orders", "svc").await.unwrap();
+        let e = Event::new(EventType::OrderPlaced, "c9", None, serde_json::json!({}));
+        bus.publish("orders", message(&e)).await.unwrap();
+        let (stats, ctx) = (ConsumerStats::default(), ctx(&bus));
+        ctx.chaos
+            .start(FaultSpec {
+                service: "svc".into(),
+                operation: Some(handler_name("orders")),
+                kind: FaultKind::Errors { rate: 1.0 },
+                duration_secs: None,
+            })
+            .unwrap();
+        let mut processor = Processor::new(&ctx, fast(), &stats);
+        let mut ran = false;
+        let out = processor
+            .process(sub.next().await.unwrap(), |_| {
+                ran = true;
+                async { Ok(()) }
+            })
+            .await
+            .unwrap();
+        assert_eq!(out, Outcome::Retried("injected error".into()));
+        assert!(!ran);
     }
 }

@@ -1,12 +1,14 @@
 //! The gateway: the HTTP front door (`POST /orders`, `GET /orders/{id}`), traced as SERVER
 //! spans that continue any trace context the caller sends, calling the order service through
-//! a CLIENT span.
+//! a CLIENT span, and measured with the HTTP server metrics.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
-use axum::extract::{Path, State};
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -24,8 +26,8 @@ use crate::telemetry::{self, Telemetry};
 /// What the gateway talks to.
 #[derive(Debug)]
 pub struct Gateway<B> {
-    /// The gateway's own telemetry (`service.name` = gateway).
-    pub telemetry: Arc<Telemetry>,
+    /// The gateway's own context (`service.name` = gateway).
+    pub ctx: Ctx<B>,
     /// The order service it calls.
     pub order: Ctx<B>,
     /// The order service's orders, for status lookups.
@@ -34,10 +36,41 @@ pub struct Gateway<B> {
 
 /// The gateway's routes.
 pub fn router<B: Bus>(gateway: Arc<Gateway<B>>) -> Router {
+    let telemetry = gateway.ctx.telemetry.clone();
     Router::new()
         .route("/orders", post(place::<B>))
         .route("/orders/{id}", get(status::<B>))
         .with_state(gateway)
+        .layer(middleware::from_fn_with_state(telemetry, measure))
+}
+
+/// Records `http.server.request.duration` and `http.server.active_requests`.
+async fn measure(
+    State(telemetry): State<Arc<Telemetry>>,
+    route: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().as_str().to_string();
+    let route = route.map_or_else(String::new, |r| r.as_str().to_string());
+    let active = [
+        KeyValue::new("http.request.method", method.clone()),
+        KeyValue::new("http.route", route.clone()),
+    ];
+    let instruments = &telemetry.instruments;
+    instruments.http_active.add(1, &active);
+    let started = Instant::now();
+    let response = next.run(request).await;
+    instruments.http_active.add(-1, &active);
+    let mut labels = active.to_vec();
+    labels.push(KeyValue::new(
+        "http.response.status_code",
+        i64::from(response.status().as_u16()),
+    ));
+    instruments
+        .http_duration
+        .record(started.elapsed().as_secs_f64(), &labels);
+    response
 }
 
 fn server_span(
@@ -97,11 +130,15 @@ async fn place<B: Bus>(
     headers: HeaderMap,
     Json(request): Json<OrderRequest>,
 ) -> Response {
-    let cx = server_span(&gw.telemetry, &headers, "POST", "/orders", "/orders");
+    let telemetry = &gw.ctx.telemetry;
+    let cx = server_span(telemetry, &headers, "POST", "/orders", "/orders");
     if let Some(reason) = invalid(&request) {
         return respond(&cx, StatusCode::BAD_REQUEST, json!({ "error": reason }));
     }
-    let tracer = gw.telemetry.tracer();
+    if let Err(e) = gw.ctx.faults("POST /orders").with_context(cx.clone()).await {
+        return respond(&cx, StatusCode::SERVICE_UNAVAILABLE, json!({ "error": e }));
+    }
+    let tracer = telemetry.tracer();
     let call = tracer
         .span_builder("order.place")
         .with_kind(SpanKind::Client)
@@ -121,7 +158,7 @@ async fn place<B: Bus>(
             call_span.end();
             cx.span()
                 .set_attribute(KeyValue::new("correlation_id", order_id.clone()));
-            gw.telemetry.log(
+            telemetry.log(
                 &cx,
                 Severity::Info,
                 format!("accepted order {order_id}"),
@@ -148,7 +185,7 @@ async fn status<B: Bus>(
     Path(id): Path<String>,
 ) -> Response {
     let cx = server_span(
-        &gw.telemetry,
+        &gw.ctx.telemetry,
         &headers,
         "GET",
         "/orders/{id}",

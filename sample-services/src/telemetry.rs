@@ -1,18 +1,23 @@
-//! Per-service OpenTelemetry: each service has its own tracer and logger providers (its own
-//! `service.name`) exporting OTLP/gRPC, and carries trace context and baggage across the bus
-//! in message headers (W3C `traceparent`, `tracestate`, `baggage`).
+//! Per-service OpenTelemetry: each service has its own tracer, logger and meter providers
+//! (its own `service.name`) exporting OTLP/gRPC, and carries trace context and baggage across
+//! the bus in message headers (W3C `traceparent`, `tracestate`, `baggage`).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use opentelemetry::Context;
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+use opentelemetry::metrics::{Meter, MeterProvider as _};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
-use opentelemetry_otlp::{LogExporter, SpanExporter, WithExportConfig as _};
+use opentelemetry_otlp::{LogExporter, MetricExporter, SpanExporter, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
+use opentelemetry_sdk::logs::{SdkLogRecord, SdkLogger, SdkLoggerProvider};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+
+use crate::instruments::Instruments;
 
 /// Instrumentation scope name of every span and log the services emit.
 pub const SCOPE: &str = "vigil-sample-services";
@@ -30,26 +35,57 @@ pub enum TelemetryError {
     },
 }
 
-/// One service's tracer and logger.
+/// Where and how often telemetry is exported.
+#[derive(Debug, Clone)]
+pub struct Export {
+    /// OTLP/gRPC endpoint such as `http://127.0.0.1:4317`; none keeps telemetry in-process
+    /// (spans and logs are still created and context still propagates).
+    pub endpoint: Option<String>,
+    /// How often metrics are exported.
+    pub metric_interval: Duration,
+}
+
+impl Export {
+    /// Export to `endpoint` with metrics every 10 s.
+    pub fn to(endpoint: &str) -> Export {
+        Export {
+            endpoint: Some(endpoint.to_string()),
+            metric_interval: Duration::from_secs(10),
+        }
+    }
+
+    /// Export nothing.
+    pub fn none() -> Export {
+        Export {
+            endpoint: None,
+            metric_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One service's tracer, logger and meter.
 #[derive(Debug)]
 pub struct Telemetry {
     /// The service's name (`service.name`).
     pub service: &'static str,
+    /// The service's metric instruments.
+    pub instruments: Instruments,
     tracer: SdkTracer,
     logger: SdkLogger,
+    meter: Meter,
     tracer_provider: SdkTracerProvider,
     logger_provider: SdkLoggerProvider,
+    meter_provider: SdkMeterProvider,
 }
 
 impl Telemetry {
-    /// Telemetry for `service`, exporting OTLP/gRPC to `endpoint` (e.g.
-    /// `http://127.0.0.1:4317`); with no endpoint, spans and logs are created (context still
-    /// propagates) but not exported.
-    pub fn new(service: &'static str, endpoint: Option<&str>) -> Result<Telemetry, TelemetryError> {
+    /// Telemetry for `service`, exported as `export` says.
+    pub fn new(service: &'static str, export: &Export) -> Result<Telemetry, TelemetryError> {
         let resource = Resource::builder().with_service_name(service).build();
         let mut tracer_provider = SdkTracerProvider::builder().with_resource(resource.clone());
-        let mut logger_provider = SdkLoggerProvider::builder().with_resource(resource);
-        if let Some(endpoint) = endpoint {
+        let mut logger_provider = SdkLoggerProvider::builder().with_resource(resource.clone());
+        let mut meter_provider = SdkMeterProvider::builder().with_resource(resource);
+        if let Some(endpoint) = &export.endpoint {
             let failed = |e: opentelemetry_otlp::ExporterBuildError| TelemetryError::Exporter {
                 endpoint: endpoint.to_string(),
                 message: e.to_string(),
@@ -64,23 +100,60 @@ impl Telemetry {
                 .with_endpoint(endpoint)
                 .build()
                 .map_err(failed)?;
+            let metrics = MetricExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .build()
+                .map_err(failed)?;
             tracer_provider = tracer_provider.with_batch_exporter(spans);
             logger_provider = logger_provider.with_batch_exporter(logs);
+            meter_provider = meter_provider.with_reader(
+                PeriodicReader::builder(metrics)
+                    .with_interval(export.metric_interval)
+                    .build(),
+            );
         }
         let tracer_provider = tracer_provider.build();
         let logger_provider = logger_provider.build();
+        let meter_provider = meter_provider.build();
+        let meter = meter_provider.meter(SCOPE);
         Ok(Telemetry {
             service,
+            instruments: Instruments::new(&meter),
             tracer: tracer_provider.tracer(SCOPE),
             logger: logger_provider.logger(SCOPE),
+            meter,
             tracer_provider,
             logger_provider,
+            meter_provider,
         })
+    }
+
+    /// The service's meter, for instruments observed from state (gauges, counters kept
+    /// elsewhere).
+    pub fn meter(&self) -> &Meter {
+        &self.meter
     }
 
     /// The service's tracer.
     pub fn tracer(&self) -> &SdkTracer {
         &self.tracer
+    }
+
+    fn new_record(
+        &self,
+        severity: Severity,
+        body: String,
+        attributes: &[(&'static str, String)],
+    ) -> SdkLogRecord {
+        let mut record = self.logger.create_log_record();
+        record.set_severity_number(severity);
+        record.set_severity_text(severity.name());
+        record.set_body(body.into());
+        for (key, value) in attributes {
+            record.add_attribute(*key, value.clone());
+        }
+        record
     }
 
     /// Emits a log record in the span of `cx`, with the transaction's `correlation_id`.
@@ -92,14 +165,8 @@ impl Telemetry {
         correlation_id: &str,
         attributes: &[(&'static str, String)],
     ) {
-        let mut record = self.logger.create_log_record();
-        record.set_severity_number(severity);
-        record.set_severity_text(severity.name());
-        record.set_body(body.into());
+        let mut record = self.new_record(severity, body, attributes);
         record.add_attribute("correlation_id", correlation_id.to_string());
-        for (key, value) in attributes {
-            record.add_attribute(*key, value.clone());
-        }
         let span = cx.span();
         let sc = span.span_context();
         if sc.is_valid() {
@@ -108,11 +175,18 @@ impl Telemetry {
         self.logger.emit(record);
     }
 
-    /// Exports everything still buffered.
+    /// Emits a log record outside any trace, e.g. an operational event of the service.
+    pub fn record(&self, severity: Severity, body: String, attributes: &[(&'static str, String)]) {
+        self.logger
+            .emit(self.new_record(severity, body, attributes));
+    }
+
+    /// Exports everything still buffered, metrics included.
     pub fn flush(&self) {
         // Export failures are the SDK's to report; the services keep running without them.
         let _ = self.tracer_provider.force_flush();
         let _ = self.logger_provider.force_flush();
+        let _ = self.meter_provider.force_flush();
     }
 }
 
@@ -120,6 +194,7 @@ impl Drop for Telemetry {
     fn drop(&mut self) {
         let _ = self.tracer_provider.shutdown();
         let _ = self.logger_provider.shutdown();
+        let _ = self.meter_provider.shutdown();
     }
 }
 
@@ -164,7 +239,7 @@ mod tests {
 
     #[tokio::test]
     async fn trace_context_and_baggage_survive_the_headers() {
-        let t = Telemetry::new("order", None).unwrap();
+        let t = Telemetry::new("order", &Export::none()).unwrap();
         let span = t.tracer().start("send orders");
         let cx = Context::current_with_span(span)
             .with_baggage(vec![KeyValue::new("correlation_id", "ord-1")]);

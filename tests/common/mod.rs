@@ -1,4 +1,5 @@
-//! Starts the real `vigil serve` binary on ephemeral ports and talks to it over HTTP.
+//! Starts the real `vigil serve` (or `vigil demo`) binary on ephemeral ports and talks to it
+//! over HTTP.
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
@@ -11,20 +12,51 @@ use serde_json::{Value, json};
 
 pub mod otlp;
 
-/// A running `vigil serve` child process.
+/// A running `vigil serve` or `vigil demo` child process.
 pub struct Vigil {
     child: Child,
     pub grpc: String,
     pub http: String,
     pub api: String,
     pub data_dir: PathBuf,
+    /// The sample services' gateway and admin API (`vigil demo` only).
+    pub gateway: Option<String>,
+}
+
+/// Runs `vigil ARGS…` to completion and returns its stdout; panics if it fails.
+pub fn vigil_cli(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .output()
+        .expect("run vigil");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "vigil {args:?} failed: {}\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
 }
 
 impl Vigil {
     /// Starts Vigil on ephemeral ports with its data in `data_dir`; `extra` are more `serve` flags.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Vigil {
+        Vigil::launch(&["serve"], data_dir, extra, &[])
+    }
+
+    /// Starts `vigil demo` on ephemeral ports (gateway included) with no load and no
+    /// scripted faults unless `extra` asks; `env` is set for the process (e.g. the
+    /// services' `OTEL_*` export settings).
+    pub fn demo(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Vigil {
+        let mut args = vec!["demo", "--gateway-addr", "127.0.0.1:0"];
+        args.extend(["--rate", "0", "--fault-every", "0s"]);
+        Vigil::launch(&args, data_dir, extra, env)
+    }
+
+    fn launch(command: &[&str], data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Vigil {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .arg("serve")
+            .args(command)
             .args(["--data-dir", data_dir.to_str().unwrap()])
             .args([
                 "--otlp-grpc-addr",
@@ -35,16 +67,21 @@ impl Vigil {
                 "127.0.0.1:0",
             ])
             .args(extra)
+            .envs(env.iter().copied())
             .env("VIGIL_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start vigil");
-        let stdout = child.stdout.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read vigil's banner");
+        stdout.read_line(&mut line).expect("read vigil's banner");
+        // Keep reading what it prints later, so its stdout never fills or breaks.
+        std::thread::spawn(move || {
+            for l in stdout.lines().map_while(Result::ok) {
+                eprintln!("vigil> {l}");
+            }
+        });
         assert!(
             line.starts_with("vigil listening:"),
             "unexpected banner {line:?}"
@@ -60,6 +97,10 @@ impl Vigil {
             http: format!("http://{}", field("otlp_http")),
             api: field("api").trim_start_matches("http://").to_string(),
             data_dir: data_dir.to_path_buf(),
+            gateway: line
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix("gateway="))
+                .map(str::to_string),
             child,
         };
         vigil.wait_ready();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{Bus, BusError, Delivery, Message, Settle, Subscription, partition_of};
+use super::{Backlog, Bus, BusError, Delivery, Message, Settle, Subscription, partition_of};
 
 /// Settings of the in-process broker.
 #[derive(Debug, Clone)]
@@ -209,13 +209,20 @@ impl Bus for MemoryBus {
         })
     }
 
-    async fn lag(&self, topic: &str, group: &str) -> u64 {
+    async fn backlog(&self, topic: &str, group: &str) -> Result<Backlog, BusError> {
         let state = self.shared.lock();
-        state
+        if state.closed {
+            return Err(BusError::Closed);
+        }
+        let partitions = state
             .topics
             .get(topic)
             .and_then(|t| t.get(group))
-            .map_or(0, |g| g.partitions.iter().map(|p| p.held() as u64).sum())
+            .map_or(&[][..], |g| &g.partitions[..]);
+        Ok(Backlog {
+            queued: partitions.iter().map(|p| p.queue.len() as u64).sum(),
+            in_flight: partitions.iter().filter(|p| p.in_flight.is_some()).count() as u64,
+        })
     }
 }
 
@@ -401,7 +408,7 @@ mod tests {
             }
             assert_eq!(seen.values().map(Vec::len).sum::<usize>(), 20);
         }
-        assert_eq!(bus.lag("orders", "billing").await, 0);
+        assert_eq!(bus.backlog("orders", "billing").await.unwrap().lag(), 0);
     }
 
     #[tokio::test]
@@ -441,9 +448,9 @@ mod tests {
         let again = sub.next().await.unwrap();
         assert_eq!(again.attempt, 4);
         d.ack();
-        assert_eq!(bus.lag("t", "g").await, 1);
+        assert_eq!(bus.backlog("t", "g").await.unwrap().lag(), 1);
         again.ack();
-        assert_eq!(bus.lag("t", "g").await, 0);
+        assert_eq!(bus.backlog("t", "g").await.unwrap().lag(), 0);
     }
 
     #[tokio::test]
@@ -452,7 +459,7 @@ mod tests {
         let mut sub = bus.subscribe("t", "g").await.unwrap();
         bus.publish("t", msg("k", 1)).await.unwrap();
         bus.publish("t", msg("k", 2)).await.unwrap();
-        assert_eq!(bus.lag("t", "g").await, 2);
+        assert_eq!(bus.backlog("t", "g").await.unwrap().lag(), 2);
         let third = {
             let bus = bus.clone();
             tokio::spawn(async move { bus.publish("t", msg("k", 3)).await })
@@ -464,7 +471,7 @@ mod tests {
         );
         sub.next().await.unwrap().ack();
         third.await.unwrap().unwrap();
-        assert_eq!(bus.lag("t", "g").await, 2);
+        assert_eq!(bus.backlog("t", "g").await.unwrap().lag(), 2);
 
         let waiting = {
             let bus = bus.clone();

@@ -45,6 +45,22 @@ pub enum BusError {
     Broker(String),
 }
 
+/// The messages of a topic a consumer group has not yet acknowledged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Waiting to be delivered: the group's queue depth.
+    pub queued: u64,
+    /// Delivered, not yet acknowledged.
+    pub in_flight: u64,
+}
+
+impl Backlog {
+    /// Everything not yet acknowledged: the group's lag.
+    pub fn lag(&self) -> u64 {
+        self.queued + self.in_flight
+    }
+}
+
 /// How a delivery ends.
 pub trait Settle: Send {
     /// Processing succeeded: the message is done for this group.
@@ -132,8 +148,13 @@ pub trait Bus: Clone + Send + Sync + 'static {
         group: &str,
     ) -> impl Future<Output = Result<Self::Sub, BusError>> + Send;
 
-    /// Messages of `topic` not yet acked by `group` (queued or in flight): the group's lag.
-    fn lag(&self, topic: &str, group: &str) -> impl Future<Output = u64> + Send;
+    /// What `group` has not yet acknowledged on `topic`; `Err(Closed)` once the bus shuts
+    /// down.
+    fn backlog(
+        &self,
+        topic: &str,
+        group: &str,
+    ) -> impl Future<Output = Result<Backlog, BusError>> + Send;
 }
 
 /// The partition of `key` among `partitions` (FNV-1a, stable across runs and brokers).

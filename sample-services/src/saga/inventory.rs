@@ -2,12 +2,21 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crate::bus::{Bus, BusError};
 use crate::consumer::RetryPolicy;
+use crate::ctx::Dependency;
 use crate::event::{Event, EventType};
 
 use super::{Consumer, Ctx, Item, SagaPayload, decide, emit, next_event, spawn_consumer};
+
+/// The inventory service's database.
+pub const STOCK_DB: Dependency = Dependency {
+    name: "stock-db",
+    min: Duration::from_micros(500),
+    max: Duration::from_millis(3),
+};
 
 /// Stock on hand and what each order holds.
 #[derive(Debug, Default)]
@@ -82,7 +91,13 @@ async fn on_order<B: Bus>(ctx: Ctx<B>, inventory: Inventory, event: Event) -> Re
         return Ok(());
     }
     let payload = SagaPayload::of(&event)?;
-    let reserved = inventory.reserve(&payload.order.order_id, &payload.order.items);
+    let order = &payload.order;
+    // Err: the database did not answer, so the event is retried; Ok(Err): out of stock.
+    let reserved = ctx
+        .call(&STOCK_DB, || {
+            Ok(inventory.reserve(&order.order_id, &order.items))
+        })
+        .await?;
     let next = decide(
         &event,
         payload,
@@ -98,7 +113,11 @@ async fn on_payment<B: Bus>(ctx: Ctx<B>, inventory: Inventory, event: Event) -> 
         return Ok(());
     }
     let payload = SagaPayload::of(&event)?;
-    if !inventory.release(&payload.order.order_id) {
+    let order_id = &payload.order.order_id;
+    if !ctx
+        .call(&STOCK_DB, || Ok(inventory.release(order_id)))
+        .await?
+    {
         // Already released by an earlier delivery of this event.
         return Ok(());
     }

@@ -12,6 +12,8 @@ pub mod shipping;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
@@ -21,10 +23,13 @@ use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 
 use crate::bus::{Bus, BusError, CORRELATION_ID, Message};
+use crate::chaos::Chaos;
 use crate::consumer::{self, ConsumerStats, RetryPolicy};
+pub use crate::ctx::Ctx;
 use crate::event::{Event, EventType};
 use crate::gateway::Gateway;
-use crate::telemetry::{self, Telemetry, TelemetryError};
+use crate::instruments::ConsumerInstruments;
+use crate::telemetry::{self, Export, Telemetry, TelemetryError};
 
 /// One line of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,15 +91,6 @@ impl SagaPayload {
     }
 }
 
-/// What a service's handlers work with: the bus and the service's telemetry.
-#[derive(Debug, Clone)]
-pub struct Ctx<B> {
-    /// The bus.
-    pub bus: B,
-    /// The service's tracer and logger.
-    pub telemetry: Arc<Telemetry>,
-}
-
 /// Publishes `event` to its topic in a PRODUCER span (child of the current context), keyed
 /// by its correlation id so a saga's events keep their order, with the span's trace context
 /// and the correlation id (also as baggage) in the headers.
@@ -124,10 +120,24 @@ pub async fn emit<B: Bus>(ctx: &Ctx<B>, event: &Event) -> Result<(), String> {
             headers,
             payload: event.to_bytes().map_err(|e| e.to_string())?,
         };
+        // A duplicate fault publishes the same message again, as a producer retrying after
+        // a lost acknowledgement does; consumers must not process it twice.
+        let copies = ctx.chaos.copies(ctx.service());
+        for _ in 1..copies {
+            ctx.bus
+                .publish(topic, message.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         ctx.bus
             .publish(topic, message)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        ctx.telemetry.instruments.sent.add(
+            copies as u64,
+            &[KeyValue::new("messaging.destination.name", topic)],
+        );
+        Ok::<(), String>(())
     }
     .await;
     if let Err(e) = &published {
@@ -161,7 +171,7 @@ pub fn decide(
     }
 }
 
-/// A running consumer of one service: its stats and its task.
+/// A running consumer of one service: its stats, its task and its metrics.
 #[derive(Debug)]
 pub struct Consumer {
     /// Service (consumer group) name.
@@ -172,7 +182,12 @@ pub struct Consumer {
     pub stats: Arc<ConsumerStats>,
     /// The consuming task; ends when the bus closes.
     pub task: JoinHandle<()>,
+    /// Its observed metrics, reported while the consumer lives.
+    pub instruments: ConsumerInstruments,
 }
+
+/// How often a consumer group's backlog is sampled for its gauges.
+const BACKLOG_SAMPLE: Duration = Duration::from_millis(500);
 
 /// Subscribes the service of `ctx` to `topic` (as a consumer group named after the service)
 /// and spawns its consumer running `handle(ctx, event)` for each event.
@@ -187,26 +202,45 @@ where
     F: FnMut(Ctx<B>, Event) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), String>> + Send,
 {
-    let service = ctx.telemetry.service;
+    let service = ctx.service();
     let sub = ctx.bus.subscribe(topic, service).await?;
     let stats = Arc::new(ConsumerStats::default());
     let task = {
         let (ctx, stats) = (ctx.clone(), stats.clone());
         tokio::spawn(async move {
-            let (bus, telemetry) = (ctx.bus.clone(), ctx.telemetry.clone());
-            consumer::run(bus, sub, policy, &stats, &telemetry, move |e| {
+            let run_ctx = ctx.clone();
+            consumer::run(&run_ctx, topic, sub, policy, &stats, move |e| {
                 handle(ctx.clone(), e)
             })
             .await;
         })
     };
+    let (bus, sampled) = (ctx.bus.clone(), stats.clone());
+    tokio::spawn(async move {
+        while let Ok(backlog) = bus.backlog(topic, service).await {
+            sampled.lag.store(backlog.lag(), Ordering::Relaxed);
+            sampled.queued.store(backlog.queued, Ordering::Relaxed);
+            tokio::time::sleep(BACKLOG_SAMPLE).await;
+        }
+    });
     Ok(Consumer {
         service,
         topic,
+        instruments: ConsumerInstruments::observe(ctx.telemetry.meter(), topic, service, &stats),
         stats,
         task,
     })
 }
+
+/// The services, in the order [`Saga::start`] creates them.
+pub const SERVICES: [&str; 6] = [
+    "gateway",
+    "order",
+    "inventory",
+    "payment",
+    "shipping",
+    "notification",
+];
 
 /// Every service of the saga, running on one bus.
 #[derive(Debug)]
@@ -223,30 +257,30 @@ pub struct Saga<B> {
     pub consumers: Vec<Consumer>,
     /// Every service's telemetry.
     pub telemetry: Vec<Arc<Telemetry>>,
+    /// The faults that can be injected into the services.
+    pub chaos: Arc<Chaos>,
 }
 
 impl<B: Bus> Saga<B> {
     /// Subscribes and starts every service; the inventory starts with `stock`; telemetry is
-    /// exported to the OTLP/gRPC `endpoint` if there is one.
+    /// exported as `export` says.
     pub async fn start(
         bus: &B,
         policy: RetryPolicy,
         stock: impl IntoIterator<Item = (String, u64)>,
-        endpoint: Option<&str>,
+        export: &Export,
     ) -> Result<Saga<B>, SagaError> {
-        let ctx = |service| -> Result<Ctx<B>, SagaError> {
-            Ok(Ctx {
-                bus: bus.clone(),
-                telemetry: Arc::new(Telemetry::new(service, endpoint)?),
-            })
+        let telemetry = SERVICES
+            .iter()
+            .map(|s| Telemetry::new(s, export).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let chaos = Chaos::new(telemetry.iter().cloned());
+        let ctx = |i: usize| Ctx {
+            bus: bus.clone(),
+            telemetry: telemetry[i].clone(),
+            chaos: chaos.clone(),
         };
-        let (o, i, p, s, n) = (
-            ctx("order")?,
-            ctx("inventory")?,
-            ctx("payment")?,
-            ctx("shipping")?,
-            ctx("notification")?,
-        );
+        let [g, o, i, p, s, n] = [0, 1, 2, 3, 4, 5].map(ctx);
         let orders = order::Orders::default();
         let inventory = inventory::Inventory::new(stock);
         let sent = Arc::new(notification::Sent::default());
@@ -256,15 +290,10 @@ impl<B: Bus> Saga<B> {
         consumers.extend(shipping::start(&s, policy.clone()).await?);
         consumers.extend(notification::start(&n, policy, sent.clone()).await?);
         let gateway = Arc::new(Gateway {
-            telemetry: Arc::new(Telemetry::new("gateway", endpoint)?),
-            order: o.clone(),
+            ctx: g,
+            order: o,
             orders: orders.clone(),
         });
-        let mut telemetry: Vec<Arc<Telemetry>> = [&o, &i, &p, &s, &n]
-            .iter()
-            .map(|c| c.telemetry.clone())
-            .collect();
-        telemetry.push(gateway.telemetry.clone());
         Ok(Saga {
             gateway,
             orders,
@@ -272,6 +301,7 @@ impl<B: Bus> Saga<B> {
             sent,
             consumers,
             telemetry,
+            chaos,
         })
     }
 
@@ -296,9 +326,6 @@ pub enum SagaError {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering;
-    use std::time::Duration;
-
     use super::order::OrderStatus;
     use super::*;
     use crate::bus::memory::{MemoryBus, MemoryBusConfig};
@@ -322,7 +349,7 @@ mod tests {
             &bus,
             RetryPolicy::default(),
             [("widget".to_string(), 10)],
-            None,
+            &Export::none(),
         )
         .await
         .unwrap();

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
@@ -10,9 +11,20 @@ use serde::Serialize;
 
 use crate::bus::{Bus, BusError};
 use crate::consumer::RetryPolicy;
+use crate::ctx::Dependency;
 use crate::event::{Event, EventType, new_id};
 
 use super::{Consumer, Ctx, Order, OrderRequest, SagaPayload, emit, next_event, spawn_consumer};
+
+/// The order service's database.
+pub const ORDER_DB: Dependency = Dependency {
+    name: "order-db",
+    min: Duration::from_micros(500),
+    max: Duration::from_millis(2),
+};
+
+/// The handler (and span name) placing orders.
+pub const PLACE: &str = "order.place";
 
 /// Where an order stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -65,7 +77,7 @@ pub async fn place<B: Bus>(
     let order_id = format!("ord-{}", &new_id()[..16]);
     let tracer = ctx.telemetry.tracer();
     let span = tracer
-        .span_builder("order.place")
+        .span_builder(PLACE)
         .with_kind(SpanKind::Server)
         .with_attributes(vec![
             KeyValue::new("rpc.system", "in-process"),
@@ -107,7 +119,12 @@ async fn record_and_emit<B: Bus>(
         reason: String::new(),
     };
     let event = Event::new(EventType::OrderPlaced, &order_id, None, payload.to_json()?);
-    orders.lock().insert(order_id.clone(), OrderStatus::Pending);
+    ctx.faults(PLACE).await?;
+    ctx.call(&ORDER_DB, || {
+        orders.lock().insert(order_id.clone(), OrderStatus::Pending);
+        Ok(())
+    })
+    .await?;
     emit(ctx, &event).await?;
     Ok(order_id)
 }

@@ -1,10 +1,20 @@
 //! The payment service: charges the card once stock is reserved.
 
+use std::time::Duration;
+
 use crate::bus::{Bus, BusError};
 use crate::consumer::RetryPolicy;
+use crate::ctx::Dependency;
 use crate::event::{Event, EventType};
 
 use super::{Consumer, Ctx, SagaPayload, decide, emit, spawn_consumer};
+
+/// The card processor payments are authorized with.
+pub const CARD_PROCESSOR: Dependency = Dependency {
+    name: "card-processor",
+    min: Duration::from_millis(2),
+    max: Duration::from_millis(8),
+};
 
 /// Charges above this many cents are declined.
 pub const LIMIT_CENTS: u64 = 500_000;
@@ -28,7 +38,9 @@ async fn handle<B: Bus>(ctx: Ctx<B>, event: Event) -> Result<(), String> {
         return Ok(());
     }
     let payload = SagaPayload::of(&event)?;
-    let authorized = authorize(&payload);
+    let authorized = ctx
+        .call(&CARD_PROCESSOR, || Ok(authorize(&payload)))
+        .await?;
     let next = decide(
         &event,
         payload,

@@ -1,0 +1,74 @@
+//! `vigil chaos`: starts, lists and stops faults through the sample services' admin API.
+
+use anyhow::{Context, bail};
+use reqwest::Method;
+use serde_json::Value;
+use vigil_sample_services::chaos::{FaultKind, FaultSpec};
+
+use crate::cli::{ChaosArgs, ChaosWhat, FaultTarget};
+
+fn spec(target: FaultTarget, kind: FaultKind) -> FaultSpec {
+    FaultSpec {
+        service: target.service,
+        operation: target.operation,
+        kind,
+        duration_secs: target.for_.map(|d| d.0.as_secs().max(1)),
+    }
+}
+
+/// Sends the command and prints the answer as JSON.
+pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
+    let base = format!("{}/admin/faults", args.url.trim_end_matches('/'));
+    let (method, url, body) = match args.what {
+        ChaosWhat::List => (Method::GET, base, None),
+        ChaosWhat::Stop { id: Some(id), .. } => (Method::DELETE, format!("{base}/{id}"), None),
+        ChaosWhat::Stop { id: None, .. } => (Method::DELETE, base, None),
+        ChaosWhat::Latency { target, ms } => (
+            Method::POST,
+            base,
+            Some(spec(target, FaultKind::Latency { ms })),
+        ),
+        ChaosWhat::Errors { target, rate } => (
+            Method::POST,
+            base,
+            Some(spec(target, FaultKind::Errors { rate })),
+        ),
+        ChaosWhat::Stall { target } => {
+            (Method::POST, base, Some(spec(target, FaultKind::Stall {})))
+        }
+        ChaosWhat::Duplicate { target, rate } => (
+            Method::POST,
+            base,
+            Some(spec(target, FaultKind::Duplicate { rate })),
+        ),
+        ChaosWhat::Outage { target } => {
+            (Method::POST, base, Some(spec(target, FaultKind::Outage {})))
+        }
+        ChaosWhat::CpuBurn { target, ms } => (
+            Method::POST,
+            base,
+            Some(spec(target, FaultKind::CpuBurn { ms })),
+        ),
+    };
+    let mut request = reqwest::Client::new().request(method, &url);
+    if let Some(body) = &body {
+        request = request.json(body);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the services' admin API at {url}"))?;
+    let status = response.status();
+    let answer: Value = response
+        .json()
+        .await
+        .with_context(|| format!("reading the answer of {url}"))?;
+    if !status.is_success() {
+        bail!(
+            "{} ({status})",
+            answer["error"].as_str().unwrap_or("request refused")
+        );
+    }
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
+}
