@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use vigil_store::FsyncPolicy;
 use vigil_store::units::{ByteSize, HumanDuration};
 
@@ -40,6 +40,12 @@ pub struct DemoArgs {
     /// Vigil's own settings, as for `vigil serve`.
     #[command(flatten)]
     pub serve: ServeArgs,
+    /// The broker the services talk over.
+    #[arg(long, value_enum, default_value_t = Broker::Memory)]
+    pub broker: Broker,
+    /// NATS server URL, for `--broker nats`.
+    #[arg(long, env = "VIGIL_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
     /// Listen address of the sample services' gateway and admin API.
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub gateway_addr: SocketAddr,
@@ -55,6 +61,15 @@ pub struct DemoArgs {
     /// How often the services export their metrics.
     #[arg(long, default_value = "10s")]
     pub metric_interval: HumanDuration,
+}
+
+/// Message brokers the sample services can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Broker {
+    /// The in-process broker: nothing else to run.
+    Memory,
+    /// NATS JetStream at `--nats-url`.
+    Nats,
 }
 
 /// `vigil load`.

@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use vigil_sample_services::bus::Bus;
 use vigil_sample_services::bus::memory::{MemoryBus, MemoryBusConfig};
+use vigil_sample_services::bus::nats::{NatsBus, NatsBusConfig};
 use vigil_sample_services::chaos::{Chaos, FaultKind, FaultSpec};
 use vigil_sample_services::consumer::RetryPolicy;
 use vigil_sample_services::load::{self, LoadConfig, Mix};
@@ -16,7 +18,8 @@ use vigil_sample_services::saga::Saga;
 use vigil_sample_services::telemetry::Export;
 use vigil_sample_services::{admin, gateway};
 
-use crate::cli::DemoArgs;
+use crate::cli::{Broker, DemoArgs};
+use crate::config::VigilConfig;
 use crate::serve;
 
 /// The scripted faults, in the order they are injected (then again from the top).
@@ -85,7 +88,33 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let config = serve::resolve_config(&args.serve)?;
     serve::init_logging(&config)?;
     let running = serve::start(&config).await?;
-    let bus = MemoryBus::new(MemoryBusConfig::default());
+    let result = match args.broker {
+        Broker::Memory => {
+            let bus = MemoryBus::new(MemoryBusConfig::default());
+            let close = bus.clone();
+            services(&args, &config, &running, bus, move || close.close()).await
+        }
+        Broker::Nats => {
+            let bus = NatsBus::connect(NatsBusConfig::new(&args.nats_url))
+                .await
+                .context("the NATS broker")?;
+            let close = bus.clone();
+            services(&args, &config, &running, bus, move || close.close()).await
+        }
+    };
+    let stopped = running.stop().await;
+    result.and(stopped)
+}
+
+/// Runs the services on `bus` with load and faults until interrupted, then stops them and
+/// exports their last telemetry; `close` shuts the bus.
+async fn services<B: Bus>(
+    args: &DemoArgs,
+    config: &VigilConfig,
+    running: &serve::Running,
+    bus: B,
+    close: impl FnOnce(),
+) -> anyhow::Result<()> {
     let export = Export {
         endpoint: Some(format!("http://{}", running.grpc_addr)),
         metric_interval: args.metric_interval.0,
@@ -108,7 +137,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         })
     };
     let gateway = format!("http://{gateway_addr}");
-    say(format!("{} gateway={gateway}", running.banner(&config)));
+    say(format!("{} gateway={gateway}", running.banner(config)));
     say(format!(
         "  query:   vigil query --url http://{} \"SELECT service_name, count(*) FROM spans GROUP BY 1\"",
         running.api_addr
@@ -146,7 +175,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(3), gateway_task).await {
         tracing::warn!(error = %e, "gateway stopped with an error");
     }
-    bus.close();
+    close();
     for c in saga.consumers.iter_mut() {
         if let Err(e) = (&mut c.task).await {
             tracing::warn!(error = %e, service = c.service, "consumer ended abnormally");
@@ -157,5 +186,5 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         saga.flush();
         drop(saga);
     });
-    running.stop().await
+    Ok(())
 }

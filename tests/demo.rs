@@ -3,15 +3,18 @@
 //! Checked in SQL: every service reports; a transaction's correlation id reaches all six
 //! services' spans and logs; consumer links resolve; declined payments are compensated; a
 //! payment latency fault raises payment's p95 only; duplicate deliveries are ignored; a
-//! stalled consumer's lag grows and then drains.
+//! stalled consumer's lag grows and then drains. All of it on the in-process broker and on a
+//! real NATS JetStream server.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
+use common::nats::NatsServer;
 use common::{Vigil, eventually, vigil_cli};
 use serde_json::Value;
 
@@ -261,10 +264,12 @@ fn stalled_consumer_lags_then_drains(d: &Demo) {
     assert!(depth > 50.0, "queue depth grew while stalled: {depth}");
 }
 
-#[test]
-fn demo_services_under_load_and_faults() {
+/// Runs the whole scenario on one `vigil demo` started with `extra` flags.
+fn scenario(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let vigil = Vigil::demo(dir.path(), &["--metric-interval", "1s"], &EXPORT_ENV);
+    let mut flags = vec!["--metric-interval", "1s"];
+    flags.extend(extra);
+    let vigil = Vigil::demo(dir.path(), &flags, &EXPORT_ENV);
     let gateway = vigil.gateway.clone().expect("demo prints the gateway");
     let d = Demo { vigil, gateway };
     let baseline_from = strings(&d.vigil.sql("SELECT CAST(now() AS VARCHAR)")).remove(0);
@@ -284,4 +289,21 @@ fn demo_services_under_load_and_faults() {
     let faults = d.chaos(&["list"]);
     assert_eq!(faults["faults"], serde_json::json!([]));
     d.vigil.stop();
+}
+
+/// The scenarios measure latency, so they run one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+#[test]
+fn demo_on_the_in_process_broker() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    scenario(&[]);
+}
+
+#[test]
+fn demo_on_nats_jetstream() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(dir.path());
+    scenario(&["--broker", "nats", "--nats-url", &nats.url]);
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod nats;
 pub mod otlp;
 
 /// A running `vigil serve` or `vigil demo` child process.

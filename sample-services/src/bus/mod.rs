@@ -8,6 +8,7 @@
 //! count raised (at-least-once). Queues are bounded: publishing waits for room.
 
 pub mod memory;
+pub mod nats;
 
 use std::collections::BTreeMap;
 use std::future::Future;
