@@ -4,6 +4,7 @@
 //! machine has it), drives it with concurrent OTLP/gRPC clients, and prints spans/s next to
 //! prost decode-only throughput of the same payload on one core. A second phase sends unique
 //! spans to a fresh server and compares Parquet bytes per span with OTLP bytes per span.
+//! `bench orders` drives `vigil demo` with the load generator (see `orders.rs`).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -19,13 +20,23 @@ use prost::Message;
 
 use crate::cli::{BenchArgs, BenchWhat, IngestBenchArgs};
 
+mod orders;
 mod payload;
 
 /// Runs the chosen benchmark.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchWhat::Ingest(a) => ingest(a).await,
+        BenchWhat::Orders(a) => orders::run(a).await,
     }
+}
+
+/// Reads `name=value` from the line `vigil serve` or `vigil demo` prints once listening.
+fn banner_field(line: &str, name: &str) -> anyhow::Result<String> {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        .map(str::to_string)
+        .with_context(|| format!("no {name} in {line:?}"))
 }
 
 struct Server {
@@ -67,10 +78,7 @@ impl Server {
         let stdout = child.stdout.take().context("no stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
-        let grpc = line
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix("otlp_grpc="))
-            .with_context(|| format!("unexpected banner {line:?}"))?;
+        let grpc = banner_field(&line, "otlp_grpc")?;
         Ok(Server {
             grpc: format!("http://{grpc}"),
             child,

@@ -41,7 +41,7 @@ pub struct DemoArgs {
     #[command(flatten)]
     pub serve: ServeArgs,
     /// The broker the services talk over.
-    #[arg(long, value_enum, default_value_t = Broker::Memory)]
+    #[arg(long, env = "VIGIL_BROKER", value_enum, default_value_t = Broker::Memory)]
     pub broker: Broker,
     /// NATS server URL, for `--broker nats`.
     #[arg(long, env = "VIGIL_NATS_URL", default_value = "nats://127.0.0.1:4222")]
@@ -242,6 +242,26 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// OTLP/gRPC ingest into a real server with the WAL on, against prost decode-only on the same payload.
     Ingest(IngestBenchArgs),
+    /// Orders per second through `vigil demo` (Vigil plus the sample services) under
+    /// open-loop load: achieved rate, latency, finished sagas, telemetry stored, CPU used.
+    Orders(OrdersBenchArgs),
+}
+
+/// `vigil bench orders`.
+#[derive(Debug, Args)]
+pub struct OrdersBenchArgs {
+    /// Orders per second.
+    #[arg(long, default_value_t = 500.0)]
+    pub rate: f64,
+    /// How long to send for.
+    #[arg(long, default_value = "60s")]
+    pub duration: HumanDuration,
+    /// The broker the services use.
+    #[arg(long, value_enum, default_value_t = Broker::Memory)]
+    pub broker: Broker,
+    /// NATS server URL, for `--broker nats`.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
 }
 
 /// `vigil bench ingest`.

@@ -176,9 +176,10 @@ async fn services<B: Bus>(
         tracing::warn!(error = %e, "gateway stopped with an error");
     }
     close();
-    for c in saga.consumers.iter_mut() {
-        if let Err(e) = (&mut c.task).await {
-            tracing::warn!(error = %e, service = c.service, "consumer ended abnormally");
+    for c in saga.consumers.drain(..) {
+        let service = c.service;
+        if let Err(e) = c.stopped().await {
+            tracing::warn!(error = %e, service, "consumer ended abnormally");
         }
     }
     // Exporting the last telemetry blocks on the exporters' threads.

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::nats::NatsServer;
-use common::{Vigil, eventually, vigil_cli};
+use common::{Vigil, eventually, vigil_cli, vigil_cli_fails};
 use serde_json::Value;
 
 const SERVICES: [&str; 6] = [
@@ -288,6 +288,16 @@ fn scenario(extra: &[&str]) {
     stalled_consumer_lags_then_drains(&d);
     let faults = d.chaos(&["list"]);
     assert_eq!(faults["faults"], serde_json::json!([]));
+    for (bad, why) in [
+        (vec!["stall", "--service", "billing"], "unknown service \"billing\""),
+        (vec!["errors", "--service", "payment", "--rate", "2"], "rate must be in (0, 1]"),
+        (vec!["stop", "999"], "no running fault 999"),
+    ] {
+        let mut args = vec!["chaos", "--url", &d.gateway];
+        args.extend(bad);
+        let stderr = vigil_cli_fails(&args);
+        assert!(stderr.contains(why), "{args:?}: {stderr}");
+    }
     d.vigil.stop();
 }
 

@@ -217,6 +217,6 @@ async fn the_saga_is_traced_end_to_end_through_vigil() {
     tokio::task::block_in_place(|| check(&vigil, &ok, &short, &declined));
     bus.close();
     for c in saga.consumers {
-        c.task.await.unwrap();
+        c.stopped().await.unwrap();
     }
 }

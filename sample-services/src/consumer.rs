@@ -5,6 +5,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use opentelemetry::context::FutureExt as _;
@@ -61,9 +62,12 @@ impl RetryPolicy {
     }
 }
 
-/// What a consumer did, and its group's backlog when last sampled, for its metrics.
+/// What a consumer group's members did, shared by them: the event ids they processed
+/// recently (for dedupe), their counts, and the group's backlog when last sampled.
 #[derive(Debug, Default)]
 pub struct ConsumerStats {
+    /// Event ids processed recently.
+    pub seen: Mutex<Seen>,
     /// Messages not yet acknowledged by the group.
     pub lag: AtomicU64,
     /// Messages waiting to be delivered to the group.
@@ -84,6 +88,13 @@ pub struct Seen {
     ids: HashSet<String>,
     order: VecDeque<String>,
     capacity: usize,
+}
+
+impl Default for Seen {
+    /// Remembers the last 100,000 ids.
+    fn default() -> Self {
+        Seen::new(100_000)
+    }
 }
 
 impl Seen {
@@ -143,21 +154,23 @@ impl Outcome {
 #[derive(Debug)]
 pub struct Processor<'a, B> {
     ctx: &'a Ctx<B>,
-    seen: Seen,
     policy: RetryPolicy,
     stats: &'a ConsumerStats,
 }
 
 impl<'a, B: Bus> Processor<'a, B> {
-    /// A processor for the service of `ctx` (which also receives its dead letters),
-    /// remembering 100,000 processed ids.
+    /// A processor for the service of `ctx` (which also receives its dead letters), counting
+    /// and deduplicating in `stats`.
     pub fn new(ctx: &'a Ctx<B>, policy: RetryPolicy, stats: &'a ConsumerStats) -> Self {
         Processor {
             ctx,
-            seen: Seen::new(100_000),
             policy,
             stats,
         }
+    }
+
+    fn seen(&self) -> MutexGuard<'_, Seen> {
+        self.stats.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Handles one delivery in a CONSUMER span that continues the producer's trace and links
@@ -233,7 +246,7 @@ impl<'a, B: Bus> Processor<'a, B> {
         span.set_attribute(KeyValue::new("messaging.message.id", what[1].1.clone()));
         span.set_attribute(KeyValue::new("correlation_id", cid.clone()));
         span.set_attribute(KeyValue::new("event.type", what[0].1.clone()));
-        if self.seen.contains(&event.event_id) {
+        if self.seen().contains(&event.event_id) {
             self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
             self.ctx.telemetry.log(
                 cx,
@@ -252,7 +265,7 @@ impl<'a, B: Bus> Processor<'a, B> {
         };
         match handled {
             Ok(()) => {
-                self.seen.insert(&id);
+                self.seen().insert(&id);
                 self.stats.processed.fetch_add(1, Ordering::Relaxed);
                 self.ctx.telemetry.log(
                     cx,

@@ -40,6 +40,16 @@ pub fn vigil_cli(args: &[&str]) -> String {
     stdout
 }
 
+/// Runs `vigil ARGS…`, expecting it to fail; returns its stderr.
+pub fn vigil_cli_fails(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .output()
+        .expect("run vigil");
+    assert!(!out.status.success(), "vigil {args:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 impl Vigil {
     /// Starts Vigil on ephemeral ports with its data in `data_dir`; `extra` are more `serve` flags.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Vigil {

@@ -180,41 +180,57 @@ pub struct Consumer {
     pub topic: &'static str,
     /// What it did so far.
     pub stats: Arc<ConsumerStats>,
-    /// The consuming task; ends when the bus closes.
-    pub task: JoinHandle<()>,
+    /// The group members' tasks; they end when the bus closes.
+    pub tasks: Vec<JoinHandle<()>>,
     /// Its observed metrics, reported while the consumer lives.
     pub instruments: ConsumerInstruments,
 }
 
+impl Consumer {
+    /// Waits until every member has stopped.
+    pub async fn stopped(self) -> Result<(), tokio::task::JoinError> {
+        for task in self.tasks {
+            task.await?;
+        }
+        Ok(())
+    }
+}
+
+/// Members per consumer group: as many as partitions, so every partition can have a
+/// delivery in flight.
+const MEMBERS: usize = 8;
+
 /// How often a consumer group's backlog is sampled for its gauges.
 const BACKLOG_SAMPLE: Duration = Duration::from_millis(500);
 
-/// Subscribes the service of `ctx` to `topic` (as a consumer group named after the service)
-/// and spawns its consumer running `handle(ctx, event)` for each event.
+/// Subscribes the service of `ctx` to `topic` as a consumer group named after the service
+/// with [`MEMBERS`] members, each running `handle(ctx, event)` for its deliveries.
 pub async fn spawn_consumer<B, F, Fut>(
     ctx: &Ctx<B>,
     topic: &'static str,
     policy: RetryPolicy,
-    mut handle: F,
+    handle: F,
 ) -> Result<Consumer, BusError>
 where
     B: Bus,
-    F: FnMut(Ctx<B>, Event) -> Fut + Send + 'static,
+    F: Fn(Ctx<B>, Event) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<(), String>> + Send,
 {
     let service = ctx.service();
-    let sub = ctx.bus.subscribe(topic, service).await?;
     let stats = Arc::new(ConsumerStats::default());
-    let task = {
-        let (ctx, stats) = (ctx.clone(), stats.clone());
-        tokio::spawn(async move {
+    let mut tasks = Vec::with_capacity(MEMBERS);
+    for _ in 0..MEMBERS {
+        let sub = ctx.bus.subscribe(topic, service).await?;
+        let (ctx, stats, policy, handle) =
+            (ctx.clone(), stats.clone(), policy.clone(), handle.clone());
+        tasks.push(tokio::spawn(async move {
             let run_ctx = ctx.clone();
             consumer::run(&run_ctx, topic, sub, policy, &stats, move |e| {
                 handle(ctx.clone(), e)
             })
             .await;
-        })
-    };
+        }));
+    }
     let (bus, sampled) = (ctx.bus.clone(), stats.clone());
     tokio::spawn(async move {
         while let Ok(backlog) = bus.backlog(topic, service).await {
@@ -228,7 +244,7 @@ where
         topic,
         instruments: ConsumerInstruments::observe(ctx.telemetry.meter(), topic, service, &stats),
         stats,
-        task,
+        tasks,
     })
 }
 
@@ -390,7 +406,7 @@ mod tests {
         assert_eq!(saga.sent.cancelled.load(Ordering::Relaxed), 2);
         bus.close();
         for c in saga.consumers {
-            c.task.await.unwrap();
+            c.stopped().await.unwrap();
         }
     }
 }
