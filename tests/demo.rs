@@ -289,8 +289,14 @@ fn scenario(extra: &[&str]) {
     let faults = d.chaos(&["list"]);
     assert_eq!(faults["faults"], serde_json::json!([]));
     for (bad, why) in [
-        (vec!["stall", "--service", "billing"], "unknown service \"billing\""),
-        (vec!["errors", "--service", "payment", "--rate", "2"], "rate must be in (0, 1]"),
+        (
+            vec!["stall", "--service", "billing"],
+            "unknown service \"billing\"",
+        ),
+        (
+            vec!["errors", "--service", "payment", "--rate", "2"],
+            "rate must be in (0, 1]",
+        ),
         (vec!["stop", "999"], "no running fault 999"),
     ] {
         let mut args = vec!["chaos", "--url", &d.gateway];

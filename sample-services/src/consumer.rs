@@ -162,11 +162,7 @@ impl<'a, B: Bus> Processor<'a, B> {
     /// A processor for the service of `ctx` (which also receives its dead letters), counting
     /// and deduplicating in `stats`.
     pub fn new(ctx: &'a Ctx<B>, policy: RetryPolicy, stats: &'a ConsumerStats) -> Self {
-        Processor {
-            ctx,
-            policy,
-            stats,
-        }
+        Processor { ctx, policy, stats }
     }
 
     fn seen(&self) -> MutexGuard<'_, Seen> {

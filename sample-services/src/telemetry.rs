@@ -12,12 +12,17 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_otlp::{LogExporter, MetricExporter, SpanExporter, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::logs::{SdkLogRecord, SdkLogger, SdkLoggerProvider};
+use opentelemetry_sdk::logs::{self, SdkLogRecord, SdkLogger, SdkLoggerProvider};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{self, SdkTracer, SdkTracerProvider};
 
 use crate::instruments::Instruments;
+
+/// Spans and logs a service buffers before the SDK drops new ones (unless
+/// `OTEL_BSP_MAX_QUEUE_SIZE` / `OTEL_BLRP_MAX_QUEUE_SIZE` say otherwise): the SDK's 2,048 is
+/// under one export interval at a few hundred orders per second.
+const QUEUE: usize = 65_536;
 
 /// Instrumentation scope name of every span and log the services emit.
 pub const SCOPE: &str = "vigil-sample-services";
@@ -105,8 +110,24 @@ impl Telemetry {
                 .with_endpoint(endpoint)
                 .build()
                 .map_err(failed)?;
-            tracer_provider = tracer_provider.with_batch_exporter(spans);
-            logger_provider = logger_provider.with_batch_exporter(logs);
+            let mut span_batches = trace::BatchConfigBuilder::default();
+            let mut log_batches = logs::BatchConfigBuilder::default();
+            if std::env::var_os("OTEL_BSP_MAX_QUEUE_SIZE").is_none() {
+                span_batches = span_batches.with_max_queue_size(QUEUE);
+            }
+            if std::env::var_os("OTEL_BLRP_MAX_QUEUE_SIZE").is_none() {
+                log_batches = log_batches.with_max_queue_size(QUEUE);
+            }
+            tracer_provider = tracer_provider.with_span_processor(
+                trace::BatchSpanProcessor::builder(spans)
+                    .with_batch_config(span_batches.build())
+                    .build(),
+            );
+            logger_provider = logger_provider.with_log_processor(
+                logs::BatchLogProcessor::builder(logs)
+                    .with_batch_config(log_batches.build())
+                    .build(),
+            );
             meter_provider = meter_provider.with_reader(
                 PeriodicReader::builder(metrics)
                     .with_interval(export.metric_interval)

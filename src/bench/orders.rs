@@ -18,7 +18,10 @@ use crate::cli::{Broker, OrdersBenchArgs};
 fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("odd /proc stat")?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("odd /proc stat")?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| -> anyhow::Result<f64> {
         Ok(fields.get(i).context("short /proc stat")?.parse::<f64>()?)
@@ -47,9 +50,26 @@ pub async fn run(args: OrdersBenchArgs) -> anyhow::Result<()> {
     cmd.arg("demo")
         .arg("--data-dir")
         .arg(&dir)
-        .args(["--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0"])
-        .args(["--http-addr", "127.0.0.1:0", "--gateway-addr", "127.0.0.1:0"])
-        .args(["--rate", "0", "--fault-every", "0s", "--metric-interval", "5s"])
+        .args([
+            "--otlp-grpc-addr",
+            "127.0.0.1:0",
+            "--otlp-http-addr",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--http-addr",
+            "127.0.0.1:0",
+            "--gateway-addr",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--rate",
+            "0",
+            "--fault-every",
+            "0s",
+            "--metric-interval",
+            "5s",
+        ])
         .args(["--fsync", "100ms"])
         .env("VIGIL_LOG", "warn")
         .stdout(Stdio::piped());
@@ -101,6 +121,18 @@ pub async fn run(args: OrdersBenchArgs) -> anyhow::Result<()> {
     let spans = sql(&client, &api, "SELECT count(*) FROM spans").await?;
     let logs = sql(&client, &api, "SELECT count(*) FROM logs").await?;
     let points = sql(&client, &api, "SELECT count(*) FROM metrics").await?;
+    let retried = sql(
+        &client,
+        &api,
+        "SELECT count(*) FROM logs WHERE body LIKE 'attempt % failed%'",
+    )
+    .await?;
+    let dead = sql(
+        &client,
+        &api,
+        "SELECT count(*) FROM logs WHERE body LIKE 'dead-lettered%'",
+    )
+    .await?;
     println!(
         "sagas finished: {finished:.0} of {accepted:.0} accepted orders ({:.2}%), {:.1}s after the load ended",
         100.0 * finished / accepted.max(1.0),
@@ -111,6 +143,7 @@ pub async fn run(args: OrdersBenchArgs) -> anyhow::Result<()> {
         spans / accepted.max(1.0),
         spans / load_secs
     );
+    println!("consumer retries: {retried:.0}, dead-lettered: {dead:.0}");
     println!(
         "vigil demo process CPU: {:.2} cores during the load, {cpu_total:.1} CPU-seconds in all",
         cpu_load / load_secs
