@@ -32,6 +32,27 @@ pub enum Command {
     Load(LoadArgs),
     /// Start, list and stop faults in running sample services.
     Chaos(ChaosArgs),
+    /// Work with SLA rule files.
+    Rules(RulesArgs),
+}
+
+/// `vigil rules`.
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub what: RulesWhat,
+}
+
+/// Rule file commands.
+#[derive(Debug, Subcommand)]
+pub enum RulesWhat {
+    /// Validate rule files; exits non-zero if any has an error.
+    Check {
+        /// The files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// `vigil demo`.

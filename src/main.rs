@@ -1,5 +1,5 @@
 //! The `vigil` command: wires the library crates into `serve`, `query`, `bench`, `demo`,
-//! `load` and `chaos`.
+//! `load`, `chaos` and `rules`.
 
 mod bench;
 mod chaos;
@@ -8,6 +8,7 @@ mod config;
 mod demo;
 mod load;
 mod query;
+mod rules;
 mod serve;
 
 use clap::Parser;
@@ -32,6 +33,7 @@ fn main() -> std::process::ExitCode {
             cli::Command::Demo(args) => demo::run(args).await,
             cli::Command::Load(args) => load::run(args).await,
             cli::Command::Chaos(args) => chaos::run(args).await,
+            cli::Command::Rules(args) => rules::run(args),
         }
     });
     match result {

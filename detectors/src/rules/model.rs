@@ -1,0 +1,409 @@
+//! The rule file's groups and rules: declarative SLI rules (a measure over matching spans,
+//! metrics or logs, compared with a threshold) and SQL rules, as read and validated.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use vigil_store::units::HumanDuration;
+
+use super::slo::Slo;
+use super::threshold::{Comparison, Threshold, Unit};
+
+/// A whole rule file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    /// Rule groups; each is evaluated on its own schedule.
+    pub groups: Vec<Group>,
+}
+
+fn default_interval() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(30))
+}
+
+/// Rules evaluated together every `interval`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// Unique name within the file.
+    pub name: String,
+    /// How often the group is evaluated [default: 30s].
+    #[serde(default = "default_interval")]
+    pub interval: HumanDuration,
+    /// Alerting rules.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// Service level objectives.
+    #[serde(default)]
+    pub slos: Vec<Slo>,
+}
+
+/// What an SLI rule measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    /// Median span duration.
+    LatencyP50,
+    /// 90th percentile span duration.
+    LatencyP90,
+    /// 95th percentile span duration.
+    LatencyP95,
+    /// 99th percentile span duration.
+    LatencyP99,
+    /// 99.9th percentile span duration.
+    LatencyP999,
+    /// Share of spans with status ERROR.
+    ErrorRate,
+    /// Share of spans without status ERROR.
+    Availability,
+    /// Spans per second.
+    Throughput,
+    /// A metric, aggregated as `metric:` says.
+    Metric,
+    /// Log records per second matching `logs:`.
+    LogCount,
+    /// Messages a consumer group has not acknowledged (`messaging.consumer.lag`).
+    ConsumerLag,
+}
+
+impl Measure {
+    /// The unit its threshold must have.
+    pub fn unit(self) -> Option<Unit> {
+        match self {
+            Measure::LatencyP50
+            | Measure::LatencyP90
+            | Measure::LatencyP95
+            | Measure::LatencyP99
+            | Measure::LatencyP999 => Some(Unit::Seconds),
+            Measure::ErrorRate | Measure::Availability => Some(Unit::Ratio),
+            Measure::Throughput | Measure::LogCount => Some(Unit::PerSecond),
+            Measure::ConsumerLag => Some(Unit::Number),
+            // A metric's unit is the metric's own.
+            Measure::Metric => None,
+        }
+    }
+}
+
+/// How a metric's points become one value per series and window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    /// Per-second increase of a counter over the window.
+    Rate,
+    /// Increase of a counter over the window.
+    Increase,
+    /// Mean of gauge values.
+    Avg,
+    /// Smallest value.
+    Min,
+    /// Largest value.
+    Max,
+    /// Most recent value.
+    Last,
+    /// Sum of values.
+    Sum,
+    /// Median of a histogram over the window, from its buckets.
+    P50,
+    /// 90th percentile of a histogram.
+    P90,
+    /// 95th percentile of a histogram.
+    P95,
+    /// 99th percentile of a histogram.
+    P99,
+    /// 99.9th percentile of a histogram.
+    P999,
+}
+
+impl Aggregation {
+    /// The quantile a histogram aggregation asks for.
+    pub fn quantile(self) -> Option<f64> {
+        match self {
+            Aggregation::P50 => Some(0.5),
+            Aggregation::P90 => Some(0.9),
+            Aggregation::P95 => Some(0.95),
+            Aggregation::P99 => Some(0.99),
+            Aggregation::P999 => Some(0.999),
+            _ => None,
+        }
+    }
+}
+
+/// Which metric series a `metric` rule reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSelector {
+    /// Metric name, e.g. `http.server.request.duration`.
+    pub name: String,
+    /// How points are aggregated.
+    pub aggregation: Aggregation,
+    /// Point attributes that must have these values.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Which log records a `log_count` rule counts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSelector {
+    /// Lowest severity text counted (TRACE, DEBUG, INFO, WARN, ERROR, FATAL).
+    #[serde(default)]
+    pub min_severity: Option<Severity>,
+    /// Substring the body must contain.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+}
+
+/// Log severities, by their OTLP ranges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Severity {
+    /// 1–4.
+    Trace,
+    /// 5–8.
+    Debug,
+    /// 9–12.
+    Info,
+    /// 13–16.
+    Warn,
+    /// 17–20.
+    Error,
+    /// 21–24.
+    Fatal,
+}
+
+impl Severity {
+    /// The lowest OTLP severity number of this level.
+    pub fn number(self) -> u8 {
+        match self {
+            Severity::Trace => 1,
+            Severity::Debug => 5,
+            Severity::Info => 9,
+            Severity::Warn => 13,
+            Severity::Error => 17,
+            Severity::Fatal => 21,
+        }
+    }
+}
+
+/// Span kinds, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SpanKind {
+    /// Internal.
+    Internal,
+    /// Server.
+    Server,
+    /// Client.
+    Client,
+    /// Producer.
+    Producer,
+    /// Consumer.
+    Consumer,
+}
+
+fn default_severity() -> String {
+    "warning".into()
+}
+
+/// A rule as written; [`Rule`] is the validated form.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    alert: String,
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default)]
+    operation: Option<String>,
+    #[serde(default)]
+    span_kind: Option<SpanKind>,
+    #[serde(default)]
+    attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    group_by: Option<Vec<String>>,
+    #[serde(default)]
+    measure: Option<Measure>,
+    #[serde(default)]
+    metric: Option<MetricSelector>,
+    #[serde(default)]
+    logs: Option<LogSelector>,
+    #[serde(default)]
+    sql: Option<String>,
+    #[serde(default)]
+    window: Option<HumanDuration>,
+    #[serde(default)]
+    op: Comparison,
+    threshold: Threshold,
+    #[serde(default, rename = "for")]
+    for_: Option<HumanDuration>,
+    #[serde(default)]
+    keep_firing_for: Option<HumanDuration>,
+    #[serde(default = "default_severity")]
+    severity: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+/// Which spans an SLI rule looks at.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpanSelector {
+    /// `service.name`; none means every service.
+    pub service: Option<String>,
+    /// Span name; none means every operation.
+    pub operation: Option<String>,
+    /// Span kind; none means every kind.
+    pub span_kind: Option<SpanKind>,
+    /// Span attributes that must have these values.
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// What a rule evaluates.
+#[derive(Debug, Clone)]
+pub enum RuleKind {
+    /// A measure over a window of matching telemetry, one series per `group_by` value.
+    Sli {
+        /// What is measured.
+        measure: Measure,
+        /// Which spans (or, for metric, log and lag measures, which service).
+        spans: SpanSelector,
+        /// The metric, for `measure: metric`.
+        metric: Option<MetricSelector>,
+        /// The logs, for `measure: log_count`.
+        logs: LogSelector,
+        /// Series are split by these: `service`, `operation`, or an attribute name.
+        group_by: Vec<String>,
+        /// The window each evaluation looks back over.
+        window: HumanDuration,
+    },
+    /// A SELECT returning label columns and a `value` column; one series per row.
+    Sql {
+        /// The query.
+        query: String,
+    },
+}
+
+/// A validated alerting rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "RawRule")]
+pub struct Rule {
+    /// Alert name (`alertname` label).
+    pub alert: String,
+    /// What it evaluates.
+    pub kind: RuleKind,
+    /// How the value is compared with the threshold.
+    pub op: Comparison,
+    /// The threshold.
+    pub threshold: Threshold,
+    /// How long a breach must last before the alert fires [default: 0s].
+    pub for_: HumanDuration,
+    /// How long an alert keeps firing after the breach ends [default: 0s].
+    pub keep_firing_for: HumanDuration,
+    /// `severity` label, e.g. `page`, `ticket`, `warning`.
+    pub severity: String,
+    /// Extra labels.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations, templated with `{{ $value }}` and `{{ $labels.name }}`.
+    pub annotations: BTreeMap<String, String>,
+}
+
+fn default_window() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(300))
+}
+
+impl TryFrom<RawRule> for Rule {
+    type Error = String;
+
+    fn try_from(r: RawRule) -> Result<Rule, String> {
+        let name = &r.alert;
+        let fail = |why: String| Err(format!("rule {name:?}: {why}"));
+        if name.trim().is_empty() {
+            return Err("a rule needs a non-empty `alert` name".into());
+        }
+        let kind = match (&r.sql, r.measure) {
+            (Some(_), Some(_)) => return fail("has both `sql` and `measure`; use one".into()),
+            (None, None) => return fail("needs a `measure` or an `sql` query".into()),
+            (Some(query), None) => {
+                let sli_only = [
+                    ("service", r.service.is_some()),
+                    ("operation", r.operation.is_some()),
+                    ("span_kind", r.span_kind.is_some()),
+                    ("attributes", !r.attributes.is_empty()),
+                    ("group_by", r.group_by.is_some()),
+                    ("metric", r.metric.is_some()),
+                    ("logs", r.logs.is_some()),
+                ];
+                if let Some((field, _)) = sli_only.iter().find(|(_, set)| *set) {
+                    return fail(format!(
+                        "`{field}` does not apply to an sql rule; select and filter in the query"
+                    ));
+                }
+                let lower = query.trim_start().to_ascii_lowercase();
+                if !(lower.starts_with("select") || lower.starts_with("with")) {
+                    return fail("`sql` must be a SELECT (or WITH … SELECT) query".into());
+                }
+                RuleKind::Sql {
+                    query: query.clone(),
+                }
+            }
+            (None, Some(measure)) => {
+                if let Some(unit) = measure.unit()
+                    && unit != r.threshold.unit
+                {
+                    return fail(format!(
+                        "threshold for {measure:?} must be {unit}, not {}",
+                        r.threshold.unit
+                    ));
+                }
+                match (measure, &r.metric, &r.logs) {
+                    (Measure::Metric, None, _) => {
+                        return fail("`measure: metric` needs a `metric:` selector".into());
+                    }
+                    (m, Some(_), _) if m != Measure::Metric => {
+                        return fail("`metric:` applies only to `measure: metric`".into());
+                    }
+                    (m, _, Some(_)) if m != Measure::LogCount => {
+                        return fail("`logs:` applies only to `measure: log_count`".into());
+                    }
+                    _ => {}
+                }
+                let group_by = r.group_by.clone().unwrap_or_else(|| {
+                    let mut g = vec!["service".to_string()];
+                    if r.operation.is_none() && matches!(measure.unit(), Some(Unit::Seconds)) {
+                        g.push("operation".into());
+                    }
+                    g
+                });
+                RuleKind::Sli {
+                    measure,
+                    spans: SpanSelector {
+                        service: r.service.clone(),
+                        operation: r.operation.clone(),
+                        span_kind: r.span_kind,
+                        attributes: r.attributes.clone(),
+                    },
+                    metric: r.metric.clone(),
+                    logs: r.logs.clone().unwrap_or_default(),
+                    group_by,
+                    window: r.window.unwrap_or_else(default_window),
+                }
+            }
+        };
+        if matches!(kind, RuleKind::Sql { .. }) && r.window.is_some() {
+            return fail("`window` does not apply to an sql rule; bound time in the query".into());
+        }
+        Ok(Rule {
+            alert: r.alert,
+            kind,
+            op: r.op,
+            threshold: r.threshold,
+            for_: r.for_.unwrap_or(HumanDuration(std::time::Duration::ZERO)),
+            keep_firing_for: r
+                .keep_firing_for
+                .unwrap_or(HumanDuration(std::time::Duration::ZERO)),
+            severity: r.severity,
+            labels: r.labels,
+            annotations: r.annotations,
+        })
+    }
+}

@@ -1,0 +1,40 @@
+//! `vigil rules check`: the shipped rule files pass; each malformed fixture fails with its
+//! file, line and column, and the exit status says so.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+mod common;
+
+use common::{vigil_cli, vigil_cli_fails};
+
+#[test]
+fn the_example_rules_pass() {
+    let out = vigil_cli(&["rules", "check", "config/rules/sample-services.yaml"]);
+    assert_eq!(
+        out.trim(),
+        "config/rules/sample-services.yaml: ok (4 groups, 10 rules, 2 SLOs)"
+    );
+}
+
+#[test]
+fn malformed_rules_fail_with_their_location() {
+    let dir = "detectors/tests/fixtures/rules";
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let path = path.to_str().unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
+        let expect = text
+            .lines()
+            .next()
+            .unwrap()
+            .strip_prefix("# expect: ")
+            .unwrap();
+        let stderr =
+            vigil_cli_fails(&["rules", "check", "config/rules/sample-services.yaml", path]);
+        assert!(
+            stderr.contains(&format!("{path}:{expect}")),
+            "{path}: {stderr}"
+        );
+        assert!(stderr.contains("1 of 2 rule files have errors"), "{stderr}");
+    }
+}
