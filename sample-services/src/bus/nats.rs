@@ -2,9 +2,10 @@
 //! file storage, interest retention bounded by `max_messages` with new messages refused when
 //! full), and per consumer group one durable pull consumer per partition with one unacked
 //! message at a time, so a key's messages are processed in order while partitions proceed
-//! in parallel.
+//! in parallel. A process pulls each partition once per group and hands the deliveries to
+//! whichever of its members is free.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,8 +52,14 @@ struct Inner {
     js: Context,
     config: NatsBusConfig,
     streams: Mutex<HashSet<String>>,
+    /// Per (topic, group), the deliveries of its partition consumers, shared by the members
+    /// this process runs: one pull stream per partition however many members there are.
+    groups: Mutex<HashMap<(String, String), Deliveries>>,
     closed: watch::Sender<bool>,
 }
+
+/// Deliveries of one consumer group's partitions, taken by whichever member asks first.
+type Deliveries = Arc<Mutex<mpsc::Receiver<Delivery>>>;
 
 impl Inner {
     /// Resolves once the bus is closed (at once if it already is).
@@ -105,6 +112,7 @@ impl NatsBus {
                 js: jetstream::new(client),
                 config,
                 streams: Mutex::new(HashSet::new()),
+                groups: Mutex::new(HashMap::new()),
                 closed: watch::Sender::new(false),
             }),
         })
@@ -198,6 +206,14 @@ impl Bus for NatsBus {
 
     async fn subscribe(&self, topic: &str, group: &str) -> Result<NatsSubscription, BusError> {
         self.check_open()?;
+        let mut groups = self.inner.groups.lock().await;
+        let key = (topic.to_string(), group.to_string());
+        if let Some(rx) = groups.get(&key) {
+            return Ok(NatsSubscription {
+                rx: rx.clone(),
+                bus: self.clone(),
+            });
+        }
         let stream = self.stream(topic).await?;
         let (tx, rx) = mpsc::channel(self.inner.config.partitions.max(1));
         for partition in 0..self.inner.config.partitions {
@@ -244,6 +260,8 @@ impl Bus for NatsBus {
                 }
             });
         }
+        let rx = Arc::new(Mutex::new(rx));
+        groups.insert(key, rx.clone());
         Ok(NatsSubscription {
             rx,
             bus: self.clone(),
@@ -322,10 +340,11 @@ impl Settle for NatsSettle {
     }
 }
 
-/// One member of a consumer group on JetStream: deliveries of every partition of the topic.
+/// One member of a consumer group on JetStream: deliveries of every partition of the topic,
+/// shared with the group's other members in this process.
 #[derive(Debug)]
 pub struct NatsSubscription {
-    rx: mpsc::Receiver<Delivery>,
+    rx: Deliveries,
     bus: NatsBus,
 }
 
@@ -334,7 +353,7 @@ impl Subscription for NatsSubscription {
         self.bus.check_open()?;
         tokio::select! {
             () = self.bus.inner.closed() => Err(BusError::Closed),
-            d = self.rx.recv() => d.ok_or(BusError::Closed),
+            d = async { self.rx.lock().await.recv().await } => d.ok_or(BusError::Closed),
         }
     }
 }
