@@ -10,6 +10,8 @@
 
 mod common;
 
+use vigil_sample_services::saga::SERVICES;
+
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -17,15 +19,6 @@ use std::time::Duration;
 use common::nats::NatsServer;
 use common::{Vigil, eventually, vigil_cli, vigil_cli_fails};
 use serde_json::Value;
-
-const SERVICES: [&str; 6] = [
-    "gateway",
-    "inventory",
-    "notification",
-    "order",
-    "payment",
-    "shipping",
-];
 
 /// Export the services' spans and logs every 200 ms and metrics every second, so the test
 /// need not wait for the SDK's 5 s defaults.

@@ -7,6 +7,8 @@
 
 mod common;
 
+use vigil_sample_services::saga::SERVICES;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -19,15 +21,6 @@ use vigil_sample_services::gateway;
 use vigil_sample_services::saga::order::OrderStatus;
 use vigil_sample_services::saga::{Item, OrderRequest, Saga};
 use vigil_sample_services::telemetry::Export;
-
-const SERVICES: [&str; 6] = [
-    "gateway",
-    "inventory",
-    "notification",
-    "order",
-    "payment",
-    "shipping",
-];
 
 fn request(qty: u32, card: &str) -> OrderRequest {
     OrderRequest {

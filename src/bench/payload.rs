@@ -7,14 +7,8 @@ use opentelemetry_proto::tonic::common::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span::Event};
 
-const SERVICES: [&str; 6] = [
-    "gateway",
-    "order",
-    "inventory",
-    "payment",
-    "shipping",
-    "notification",
-];
+use vigil_sample_services::saga::SERVICES;
+
 const ROUTES: [&str; 6] = [
     "/orders",
     "/orders/{id}",

@@ -5,7 +5,7 @@
 //! in parallel. A process pulls each partition once per group and hands the deliveries to
 //! whichever of its members is free.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,7 +51,7 @@ impl NatsBusConfig {
 struct Inner {
     js: Context,
     config: NatsBusConfig,
-    streams: Mutex<HashSet<String>>,
+    streams: Mutex<HashMap<String, jetstream::stream::Stream>>,
     /// Per (topic, group), the deliveries of its partition consumers, shared by the members
     /// this process runs: one pull stream per partition however many members there are.
     groups: Mutex<HashMap<(String, String), Deliveries>>,
@@ -111,7 +111,7 @@ impl NatsBus {
             inner: Arc::new(Inner {
                 js: jetstream::new(client),
                 config,
-                streams: Mutex::new(HashSet::new()),
+                streams: Mutex::new(HashMap::new()),
                 groups: Mutex::new(HashMap::new()),
                 closed: watch::Sender::new(false),
             }),
@@ -131,18 +131,14 @@ impl NatsBus {
         }
     }
 
-    /// The stream of `topic`, created on first use.
+    /// The stream of `topic`, created (or looked up) on first use and cached after, so
+    /// publishing costs no extra round trip to the server.
     async fn stream(&self, topic: &str) -> Result<jetstream::stream::Stream, BusError> {
-        let name = format!("vigil_{}", name_of(topic));
         let mut known = self.inner.streams.lock().await;
-        if known.contains(&name) {
-            return self
-                .inner
-                .js
-                .get_stream(&name)
-                .await
-                .map_err(|e| broker(&format!("stream {name}"), e));
+        if let Some(stream) = known.get(topic) {
+            return Ok(stream.clone());
         }
+        let name = format!("vigil_{}", name_of(topic));
         let stream = self
             .inner
             .js
@@ -156,7 +152,7 @@ impl NatsBus {
             })
             .await
             .map_err(|e| broker(&format!("creating stream {name}"), e))?;
-        known.insert(name);
+        known.insert(topic.to_string(), stream.clone());
         Ok(stream)
     }
 
