@@ -235,6 +235,9 @@ pub struct ServeArgs {
     /// Flush the in-memory tail to Parquet at least this often, e.g. 60s.
     #[arg(long, env = "VIGIL_FLUSH_INTERVAL")]
     pub flush_interval: Option<HumanDuration>,
+    /// Rule file or directory of rule files (repeatable); replaces `[rules] files`.
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
 }
 
 /// `vigil query`.

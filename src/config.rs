@@ -51,6 +51,15 @@ impl Default for LogConfig {
     }
 }
 
+/// `[rules]`: SLA rules and SLOs to evaluate.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Rule files, or directories whose `*.yaml`/`*.yml` files are all read. Changes are
+    /// picked up within 2 s; an invalid file keeps the last good rules in force.
+    pub files: Vec<std::path::PathBuf>,
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -65,6 +74,8 @@ pub struct VigilConfig {
     pub limits: LimitsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Rule evaluation.
+    pub rules: RulesConfig,
 }
 
 impl VigilConfig {

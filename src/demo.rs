@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use vigil_detectors::eval::RuleSource;
 use vigil_sample_services::bus::Bus;
 use vigil_sample_services::bus::memory::{MemoryBus, MemoryBusConfig};
 use vigil_sample_services::bus::nats::{NatsBus, NatsBusConfig};
@@ -21,6 +22,9 @@ use vigil_sample_services::{admin, gateway};
 use crate::cli::{Broker, DemoArgs};
 use crate::config::VigilConfig;
 use crate::serve;
+
+/// The rules `vigil demo` evaluates unless rule files are given.
+const SAMPLE_RULES: &str = include_str!("../config/rules/sample-services.yaml");
 
 /// The scripted faults, in the order they are injected (then again from the top).
 fn scenario() -> Vec<(&'static str, Option<&'static str>, FaultKind)> {
@@ -87,7 +91,17 @@ async fn steady_load(config: LoadConfig) {
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let config = serve::resolve_config(&args.serve)?;
     serve::init_logging(&config)?;
-    let running = serve::start(&config).await?;
+    // The sample services' rules are built in, unless rule files were given.
+    let rules = RuleSource {
+        embedded: config.rules.files.is_empty().then(|| {
+            (
+                "config/rules/sample-services.yaml (built in)".to_string(),
+                SAMPLE_RULES.to_string(),
+            )
+        }),
+        paths: config.rules.files.clone(),
+    };
+    let running = serve::start(&config, rules).await?;
     let result = match args.broker {
         Broker::Memory => {
             let bus = MemoryBus::new(MemoryBusConfig::default());

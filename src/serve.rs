@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tracing_subscriber::EnvFilter;
 use vigil_collector::Ingest;
 use vigil_dashboards::{ApiState, MetricsSource};
+use vigil_detectors::eval::{Engine, RuleSource};
 use vigil_store::Store;
 
 use crate::cli::ServeArgs;
@@ -42,6 +43,9 @@ pub fn resolve_config(args: &ServeArgs) -> anyhow::Result<VigilConfig> {
     }
     if let Some(f) = args.flush_interval {
         config.store.flush_interval = f;
+    }
+    if !args.rules.is_empty() {
+        config.rules.files = args.rules.clone();
     }
     config.derive_limits();
     Ok(config)
@@ -76,8 +80,8 @@ fn until(shutdown: &Arc<Notify>) -> impl std::future::Future<Output = ()> + Send
     async move { s.notified().await }
 }
 
-/// Opens the store and starts every listener.
-pub async fn start(config: &VigilConfig) -> anyhow::Result<Running> {
+/// Opens the store, starts the rule engine over `rules` and starts every listener.
+pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Running> {
     let store_config = config.store.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(store_config))
         .await?
@@ -88,18 +92,32 @@ pub async fn start(config: &VigilConfig) -> anyhow::Result<Running> {
     let (api_listener, api_addr) = bind(config.api.http_addr, "query API").await?;
 
     let shutdown = Arc::new(Notify::new());
+    let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
+    let engine = if rules.is_empty() {
+        Engine::idle()
+    } else {
+        let (engine, task) = Engine::start(store.clone(), rules, shutdown.clone())
+            .context("loading the rule files")?;
+        tasks.push(tokio::spawn(
+            async move { task.await.context("rule engine") },
+        ));
+        engine
+    };
     let ready = Arc::new(AtomicBool::new(false));
     let ingest_stats = ingest.stats().clone();
-    let metrics: Vec<MetricsSource> =
-        vec![Arc::new(move |out: &mut String| ingest_stats.render(out))];
+    let rule_status = engine.clone();
+    let metrics: Vec<MetricsSource> = vec![
+        Arc::new(move |out: &mut String| ingest_stats.render(out)),
+        Arc::new(move |out: &mut String| rule_status.status().render(out)),
+    ];
     let api = vigil_dashboards::router(ApiState {
         store: store.clone(),
         config: config.api.clone(),
         metrics,
         ready: ready.clone(),
+        rules: engine,
     });
 
-    let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
     let otlp = config.otlp.clone();
     let (g_ingest, g_stop) = (ingest.clone(), until(&shutdown));
     tasks.push(tokio::spawn(async move {
@@ -217,7 +235,11 @@ impl Running {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = resolve_config(&args)?;
     init_logging(&config)?;
-    let running = start(&config).await?;
+    let rules = RuleSource {
+        paths: config.rules.files.clone(),
+        embedded: None,
+    };
+    let running = start(&config, rules).await?;
     println!("{}", running.banner(&config));
     tracing::info!(otlp_grpc = %running.grpc_addr, otlp_http = %running.http_addr, api = %running.api_addr, "vigil is up");
     terminated().await;

@@ -1,4 +1,5 @@
-//! Vigil's read side: the HTTP query API (SQL, traces), health and Prometheus self-metrics.
+//! Vigil's read side: the HTTP query API (SQL, traces, rules, alerts, SLOs), health and
+//! Prometheus self-metrics.
 //!
 //! Everything here reads through the store's DataFusion session; nothing here writes.
 
@@ -6,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod json;
+pub mod rules_api;
 pub mod sql;
 pub mod sql_api;
 pub mod state;
@@ -22,6 +24,9 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/sql", post(sql_api::handle))
         .route("/api/v1/traces/{trace_id}", get(traces::handle))
+        .route("/api/v1/alerts", get(rules_api::alerts))
+        .route("/api/v1/rules", get(rules_api::rules))
+        .route("/api/v1/slos", get(rules_api::slos))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

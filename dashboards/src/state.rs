@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use vigil_detectors::eval::Engine;
 use vigil_store::Store;
 
 use crate::config::ApiConfig;
@@ -21,6 +22,8 @@ pub struct ApiState {
     pub metrics: Vec<MetricsSource>,
     /// Set once every listener is up.
     pub ready: Arc<AtomicBool>,
+    /// The rule engine, for rules, alerts and SLOs.
+    pub rules: Engine,
 }
 
 impl std::fmt::Debug for ApiState {

@@ -2,6 +2,8 @@
 //!
 //! This crate reads Arrow `RecordBatch`es through the store's SQL session and produces alert
 //! and anomaly rows; it does no network IO and knows nothing about how alerts are delivered.
-//! So far: the [`rules`] file format (SLI rules, SQL rules, SLOs) and its validation.
+//! [`rules`] is the rule file format (SLI rules, SQL rules, SLOs) and its validation;
+//! [`eval`] evaluates rules on a schedule and keeps their alerts.
 
+pub mod eval;
 pub mod rules;

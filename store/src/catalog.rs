@@ -94,8 +94,8 @@ pub struct SegmentFile {
 
 #[derive(Debug, Default)]
 pub(crate) struct CatalogState {
-    pub tail: [Vec<TailEntry>; 3],
-    pub files: [Vec<Arc<SegmentFile>>; 3],
+    pub tail: [Vec<TailEntry>; Signal::COUNT],
+    pub files: [Vec<Arc<SegmentFile>>; Signal::COUNT],
 }
 
 /// The store's view of queryable data, shared by the WAL writer, flushes and queries.
@@ -143,7 +143,7 @@ impl Catalog {
     }
 
     /// Tail batches of segments `<= segment`, per signal, for a flush.
-    pub(crate) fn tail_up_to(&self, segment: u64) -> [Vec<TailEntry>; 3] {
+    pub(crate) fn tail_up_to(&self, segment: u64) -> [Vec<TailEntry>; Signal::COUNT] {
         let state = self.read();
         Signal::ALL.map(|s| {
             state.tail[s.index()]
@@ -223,7 +223,7 @@ impl Catalog {
     }
 
     /// Rows held in the tail, per signal.
-    pub fn tail_rows(&self) -> [usize; 3] {
+    pub fn tail_rows(&self) -> [usize; Signal::COUNT] {
         let state = self.read();
         Signal::ALL.map(|s| {
             state.tail[s.index()]

@@ -133,12 +133,31 @@ static METRICS: LazyLock<SchemaRef> = LazyLock::new(|| {
     ])
 });
 
+/// The alert history: one row per alert state change (pending, firing, resolved). Sorted and
+/// partitioned like telemetry (by `service_name`, then `time`), but without the telemetry ids.
+static ALERTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new(TIME, timestamp_type(), false),
+        Field::new(SERVICE_NAME, DataType::Utf8, false),
+        Field::new("alertname", DataType::Utf8, false),
+        Field::new("fingerprint", DataType::Utf8, false),
+        Field::new("state", DataType::Utf8, false),
+        Field::new("severity", DataType::Utf8, false),
+        Field::new("value", DataType::Float64, true),
+        Field::new("rule_group", DataType::Utf8, false),
+        Field::new("active_at", timestamp_type(), false),
+        Field::new("labels", attributes_type(), false),
+        Field::new("annotations", attributes_type(), false),
+    ]))
+});
+
 /// The schema of `signal`'s table. Every batch handed to the store must have exactly this schema.
 pub fn schema(signal: Signal) -> SchemaRef {
     match signal {
         Signal::Spans => SPANS.clone(),
         Signal::Logs => LOGS.clone(),
         Signal::Metrics => METRICS.clone(),
+        Signal::Alerts => ALERTS.clone(),
     }
 }
 
@@ -152,8 +171,10 @@ mod tests {
             let s = schema(signal);
             assert_eq!(s.field(0).name(), TIME);
             assert_eq!(s.field(1).name(), SERVICE_NAME);
-            assert_eq!(s.field(2).name(), TRACE_ID);
-            assert!(s.field_with_name("attributes").is_ok());
+            if signal != Signal::Alerts {
+                assert_eq!(s.field(2).name(), TRACE_ID);
+                assert!(s.field_with_name("attributes").is_ok());
+            }
         }
     }
 }

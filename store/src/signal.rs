@@ -1,4 +1,5 @@
-//! The three telemetry signals the store keeps, and the names their tables carry.
+//! What the store keeps: the three telemetry signals plus the alert history, and the names
+//! their tables carry.
 
 use std::fmt;
 
@@ -11,11 +12,17 @@ pub enum Signal {
     Logs,
     /// Metric data points, table `metrics`.
     Metrics,
+    /// Alert state changes, table `alerts`: Vigil's own history, not telemetry.
+    Alerts,
 }
 
 impl Signal {
+    /// How many there are.
+    pub const COUNT: usize = 4;
+
     /// Every signal, in a fixed order (also the index order of per-signal arrays).
-    pub const ALL: [Signal; 3] = [Signal::Spans, Signal::Logs, Signal::Metrics];
+    pub const ALL: [Signal; Signal::COUNT] =
+        [Signal::Spans, Signal::Logs, Signal::Metrics, Signal::Alerts];
 
     /// The SQL table name and the directory name under `parquet/`.
     pub fn table_name(self) -> &'static str {
@@ -23,6 +30,7 @@ impl Signal {
             Signal::Spans => "spans",
             Signal::Logs => "logs",
             Signal::Metrics => "metrics",
+            Signal::Alerts => "alerts",
         }
     }
 

@@ -88,9 +88,16 @@ impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
         if !ms.is_multiple_of(1000) {
-            write!(f, "{ms}ms")
-        } else {
-            write!(f, "{}s", self.0.as_secs())
+            return write!(f, "{ms}ms");
+        }
+        let secs = self.0.as_secs();
+        // The largest unit that writes it exactly: 90s, 5m, 1h, 30d, 2w.
+        let unit = [(604_800, "w"), (86_400, "d"), (3600, "h"), (60, "m")]
+            .into_iter()
+            .find(|(n, _)| secs > 0 && secs.is_multiple_of(*n));
+        match unit {
+            Some((n, u)) => write!(f, "{}{u}", secs / n),
+            None => write!(f, "{secs}s"),
         }
     }
 }

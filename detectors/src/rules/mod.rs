@@ -3,6 +3,7 @@
 
 pub mod model;
 pub mod slo;
+pub mod template;
 pub mod threshold;
 
 use std::collections::BTreeSet;

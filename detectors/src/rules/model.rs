@@ -201,6 +201,19 @@ pub enum SpanKind {
     Consumer,
 }
 
+impl SpanKind {
+    /// The stored `span_kind` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanKind::Internal => "INTERNAL",
+            SpanKind::Server => "SERVER",
+            SpanKind::Client => "CLIENT",
+            SpanKind::Producer => "PRODUCER",
+            SpanKind::Consumer => "CONSUMER",
+        }
+    }
+}
+
 fn default_severity() -> String {
     "warning".into()
 }
@@ -389,6 +402,11 @@ impl TryFrom<RawRule> for Rule {
                 }
             }
         };
+        for (key, text) in &r.annotations {
+            if let Err(why) = super::template::check(text) {
+                return fail(format!("annotation {key:?}: {why}"));
+            }
+        }
         if matches!(kind, RuleKind::Sql { .. }) && r.window.is_some() {
             return fail("`window` does not apply to an sql rule; bound time in the query".into());
         }
