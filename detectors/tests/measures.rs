@@ -1,0 +1,560 @@
+//! Each measure evaluated through the real store and SQL session on small fixture tables,
+//! against values worked out by hand in the comments.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Float64Builder, Int32Array, Int64Array, ListBuilder,
+    MapBuilder, RecordBatch, StringArray, StringBuilder, TimestampNanosecondArray, UInt32Array,
+    UInt64Array, UInt64Builder, new_null_array,
+};
+use arrow::datatypes::{DataType, TimeUnit};
+use chrono::{DateTime, Utc};
+use vigil_detectors::eval::group::{GroupState, measure};
+use vigil_detectors::eval::spans::SpanWindow;
+use vigil_detectors::eval::{Sample, Window};
+use vigil_detectors::rules::{Rule, parse};
+use vigil_store::schema::schema;
+use vigil_store::{Signal, Store, StoreConfig};
+
+const NOW_S: i64 = 1_800_000_000;
+const SEC: i64 = 1_000_000_000;
+
+fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp(NOW_S, 0).unwrap()
+}
+
+/// `secs_ago` before NOW, in ns.
+fn ago(secs_ago: f64) -> i64 {
+    NOW_S * SEC - (secs_ago * 1e9) as i64
+}
+
+fn attrs(rows: &[Vec<(&str, &str)>]) -> ArrayRef {
+    let mut m = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new());
+    for row in rows {
+        for (k, v) in row {
+            m.keys().append_value(k);
+            m.values().append_value(v);
+        }
+        m.append(true).unwrap();
+    }
+    Arc::new(m.finish())
+}
+
+fn texts(v: &[&str]) -> ArrayRef {
+    Arc::new(StringArray::from(v.to_vec()))
+}
+
+fn times(v: &[i64]) -> ArrayRef {
+    Arc::new(TimestampNanosecondArray::from(v.to_vec()).with_timezone("UTC"))
+}
+
+/// A batch of `signal` with `n` rows: the given columns, every other one empty or zero.
+fn batch(signal: Signal, n: usize, given: Vec<(&str, ArrayRef)>) -> RecordBatch {
+    let given: BTreeMap<&str, ArrayRef> = given.into_iter().collect();
+    let schema = schema(signal);
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| -> ArrayRef {
+            if let Some(c) = given.get(f.name().as_str()) {
+                return c.clone();
+            }
+            match f.data_type() {
+                DataType::Timestamp(TimeUnit::Nanosecond, _) if !f.is_nullable() => {
+                    times(&vec![0; n])
+                }
+                _ if f.is_nullable() => new_null_array(f.data_type(), n),
+                DataType::Utf8 => texts(&vec![""; n]),
+                DataType::Int64 => Arc::new(Int64Array::from(vec![0; n])),
+                DataType::Int32 => Arc::new(Int32Array::from(vec![0; n])),
+                DataType::UInt32 => Arc::new(UInt32Array::from(vec![0; n])),
+                DataType::UInt64 => Arc::new(UInt64Array::from(vec![0; n])),
+                DataType::Float64 => Arc::new(Float64Array::from(vec![0.0; n])),
+                DataType::Boolean => Arc::new(BooleanArray::from(vec![false; n])),
+                DataType::Map(_, _) => attrs(&vec![vec![]; n]),
+                DataType::List(_) => {
+                    let mut l = ListBuilder::new(StringBuilder::new());
+                    (0..n).for_each(|_| l.append(true));
+                    Arc::new(l.finish())
+                }
+                other => panic!("no default for {}: {other}", f.name()),
+            }
+        })
+        .collect();
+    RecordBatch::try_new(schema, columns).unwrap()
+}
+
+/// Payment's consumer spans in the last minute: durations 10..90 ms and one of 1 s, two of
+/// them errors (20 ms and 1 s); plus spans that must not count: older than the window, of
+/// another service, of another kind.
+fn spans() -> RecordBatch {
+    let ms = [10, 20, 30, 40, 50, 60, 70, 80, 90, 1000, 5000, 7000, 3000];
+    let n = ms.len();
+    let mut services = vec!["payment"; 10];
+    services.extend(["payment", "shipping", "payment"]);
+    let mut kinds = vec!["CONSUMER"; 12];
+    kinds.push("PRODUCER");
+    let mut status = vec!["UNSET"; n];
+    status[1] = "ERROR";
+    status[9] = "ERROR";
+    let mut t: Vec<i64> = (0..10).map(|i| ago(5.0 + f64::from(i))).collect();
+    t.extend([ago(90.0), ago(10.0), ago(10.0)]);
+    let attributes: Vec<Vec<(&str, &str)>> = (0..n)
+        .map(|i| {
+            vec![(
+                "messaging.destination.name",
+                if i % 2 == 0 { "orders" } else { "stock" },
+            )]
+        })
+        .collect();
+    batch(
+        Signal::Spans,
+        n,
+        vec![
+            ("time", times(&t)),
+            ("service_name", texts(&services)),
+            ("span_name", texts(&vec!["process payments"; n])),
+            ("span_kind", texts(&kinds)),
+            ("status_code", texts(&status)),
+            (
+                "duration_ns",
+                Arc::new(Int64Array::from(
+                    ms.iter().map(|m| m * 1_000_000).collect::<Vec<_>>(),
+                )),
+            ),
+            ("attributes", attrs(&attributes)),
+        ],
+    )
+}
+
+/// Logs in the last 5 minutes: three ERROR (one says "timeout"), two INFO; one ERROR older.
+fn logs() -> RecordBatch {
+    let sev = [17, 17, 17, 9, 9, 17];
+    let body = [
+        "card declined",
+        "timeout calling card-processor",
+        "boom",
+        "ok",
+        "ok",
+        "timeout",
+    ];
+    let t = [
+        ago(10.0),
+        ago(20.0),
+        ago(30.0),
+        ago(40.0),
+        ago(50.0),
+        ago(400.0),
+    ];
+    batch(
+        Signal::Logs,
+        6,
+        vec![
+            ("time", times(&t)),
+            ("service_name", texts(&["payment"; 6])),
+            ("severity_number", Arc::new(Int32Array::from(sev.to_vec()))),
+            ("body", texts(&body)),
+        ],
+    )
+}
+
+struct Point<'a> {
+    name: &'a str,
+    at: f64,
+    start: f64,
+    value: Option<f64>,
+    buckets: Option<Vec<u64>>,
+    attrs: Vec<(&'a str, &'a str)>,
+}
+
+fn metrics(points: &[Point]) -> RecordBatch {
+    let n = points.len();
+    let mut buckets = ListBuilder::new(UInt64Builder::new());
+    let mut bounds = ListBuilder::new(Float64Builder::new());
+    for p in points {
+        match &p.buckets {
+            Some(b) => {
+                buckets.values().append_slice(b);
+                buckets.append(true);
+                bounds.values().append_slice(&[0.1, 0.5, 1.0]);
+                bounds.append(true);
+            }
+            None => {
+                buckets.append(false);
+                bounds.append(false);
+            }
+        }
+    }
+    let start: Vec<Option<i64>> = points.iter().map(|p| Some(ago(p.start))).collect();
+    batch(
+        Signal::Metrics,
+        n,
+        vec![
+            (
+                "time",
+                times(&points.iter().map(|p| ago(p.at)).collect::<Vec<_>>()),
+            ),
+            ("service_name", texts(&vec!["payment"; n])),
+            (
+                "metric_name",
+                texts(&points.iter().map(|p| p.name).collect::<Vec<_>>()),
+            ),
+            (
+                "start_time",
+                Arc::new(TimestampNanosecondArray::from(start).with_timezone("UTC")),
+            ),
+            (
+                "value",
+                Arc::new(Float64Array::from(
+                    points.iter().map(|p| p.value).collect::<Vec<_>>(),
+                )),
+            ),
+            ("temporality", texts(&vec!["cumulative"; n])),
+            ("bucket_counts", Arc::new(buckets.finish())),
+            ("explicit_bounds", Arc::new(bounds.finish())),
+            (
+                "attributes",
+                attrs(&points.iter().map(|p| p.attrs.clone()).collect::<Vec<_>>()),
+            ),
+        ],
+    )
+}
+
+fn counter(at: f64, start: f64, value: f64, outcome: &'static str) -> Point<'static> {
+    Point {
+        name: "messaging.client.consumed.messages",
+        at,
+        start,
+        value: Some(value),
+        buckets: None,
+        attrs: vec![("outcome", outcome)],
+    }
+}
+
+fn fixture_metrics() -> RecordBatch {
+    let lag = |at: f64, v: f64, topic: &'static str| Point {
+        name: "messaging.consumer.lag",
+        at,
+        start: 1000.0,
+        value: Some(v),
+        buckets: None,
+        attrs: vec![("messaging.destination.name", topic)],
+    };
+    let hist = |at: f64, b: Vec<u64>| Point {
+        name: "http.server.request.duration",
+        at,
+        start: 1000.0,
+        value: None,
+        buckets: Some(b),
+        attrs: vec![("http.route", "/orders")],
+    };
+    metrics(&[
+        // Started before the window: 5 → 7 → 2 (reset) → 4 rises by 2 + 2 + 2 = 6.
+        counter(250.0, 1000.0, 5.0, "dead_lettered"),
+        counter(200.0, 1000.0, 7.0, "dead_lettered"),
+        counter(150.0, 1000.0, 2.0, "dead_lettered"),
+        counter(100.0, 1000.0, 4.0, "dead_lettered"),
+        // Started inside the window (another series): 3 → 5 counts 3 + 2 = 5.
+        Point {
+            attrs: vec![
+                ("outcome", "dead_lettered"),
+                ("messaging.destination.name", "stock"),
+            ],
+            ..counter(120.0, 130.0, 3.0, "")
+        },
+        Point {
+            attrs: vec![
+                ("outcome", "dead_lettered"),
+                ("messaging.destination.name", "stock"),
+            ],
+            ..counter(60.0, 130.0, 5.0, "")
+        },
+        // Another outcome, filtered out.
+        counter(60.0, 1000.0, 100.0, "processed"),
+        // Lag: orders 5 → 8, stock 3 → 1. Last summed: 9; max 8; mean 4.25.
+        lag(50.0, 5.0, "orders"),
+        lag(20.0, 8.0, "orders"),
+        lag(50.0, 3.0, "stock"),
+        lag(20.0, 1.0, "stock"),
+        // Histogram: [10,10,10,0] → [20,40,60,10] observed [10,30,50,10] in the window.
+        hist(200.0, vec![10, 10, 10, 0]),
+        hist(10.0, vec![20, 40, 60, 10]),
+    ])
+}
+
+async fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    store.append(Signal::Spans, spans()).await.unwrap();
+    store.append(Signal::Logs, logs()).await.unwrap();
+    store
+        .append(Signal::Metrics, fixture_metrics())
+        .await
+        .unwrap();
+    (dir, store)
+}
+
+fn rule(yaml: &str) -> Rule {
+    let text = format!(
+        "groups:\n  - name: g\n    rules:\n      - {}\n",
+        yaml.replace('\n', "\n        ")
+    );
+    parse("t.yaml", &text)
+        .unwrap()
+        .groups
+        .remove(0)
+        .rules
+        .remove(0)
+}
+
+async fn eval(store: &Store, yaml: &str) -> Vec<Sample> {
+    let r = rule(yaml);
+    let ctx = store.session().unwrap();
+    let window = Window::ending(now(), std::time::Duration::from_secs(300));
+    let keys = vec!["messaging.destination.name".to_string()];
+    let spans = Some(
+        SpanWindow::load(&ctx, window, None, keys)
+            .await
+            .map_err(|e| e.to_string()),
+    );
+    let mut samples = measure(&ctx, &r, spans.as_ref(), now()).await.unwrap();
+    samples.sort_by(|a, b| a.labels.cmp(&b.labels));
+    samples
+}
+
+fn one(samples: &[Sample]) -> f64 {
+    assert_eq!(samples.len(), 1, "{samples:?}");
+    samples[0].value
+}
+
+fn close(a: f64, b: f64) {
+    assert!((a - b).abs() < 1e-9, "{a} != {b}");
+}
+
+const PAYMENT: &str = "service: payment\nspan_kind: CONSUMER\nwindow: 1m\ngroup_by: [service]\n";
+
+#[tokio::test]
+async fn latency_quantiles_are_exact_over_the_window() {
+    let (_dir, s) = store().await;
+    // Ten durations 10..90 ms and 1000 ms. p50: rank 4.5 → 55 ms.
+    let p50 = eval(
+        &s,
+        &format!("alert: A\nmeasure: latency_p50\nthreshold: 1s\n{PAYMENT}"),
+    )
+    .await;
+    close(one(&p50), 0.055);
+    assert_eq!(
+        p50[0].labels,
+        BTreeMap::from([("service".into(), "payment".into())])
+    );
+    // p95: rank 8.55 → 90 + 0.55 × 910 = 590.5 ms.
+    let p95 = eval(
+        &s,
+        &format!("alert: A\nmeasure: latency_p95\nthreshold: 1s\n{PAYMENT}"),
+    )
+    .await;
+    close(one(&p95), 0.5905);
+    // p99: rank 8.91 → 90 + 0.91 × 910 = 918.1 ms.
+    let p99 = eval(
+        &s,
+        &format!("alert: A\nmeasure: latency_p99\nthreshold: 1s\n{PAYMENT}"),
+    )
+    .await;
+    close(one(&p99), 0.9181);
+}
+
+#[tokio::test]
+async fn error_rate_availability_and_throughput() {
+    let (_dir, s) = store().await;
+    let rate = eval(
+        &s,
+        &format!("alert: A\nmeasure: error_rate\nthreshold: 1%\n{PAYMENT}"),
+    )
+    .await;
+    close(one(&rate), 0.2);
+    let avail = eval(
+        &s,
+        &format!("alert: A\nmeasure: availability\nthreshold: 1%\n{PAYMENT}"),
+    )
+    .await;
+    close(one(&avail), 0.8);
+    // 10 spans in 60 s.
+    let tput = eval(
+        &s,
+        &format!("alert: A\nmeasure: throughput\nthreshold: 1/s\n{PAYMENT}"),
+    )
+    .await;
+    close(one(&tput), 10.0 / 60.0);
+    // Split by an attribute: even-numbered spans on "orders" (errors none), odd on "stock"
+    // (both errors: 20 ms and 1 s).
+    let by_topic = eval(
+        &s,
+        &format!(
+            "alert: A\nmeasure: error_rate\nthreshold: 1%\nservice: payment\nspan_kind: CONSUMER\nwindow: 1m\ngroup_by: [messaging.destination.name]\n"
+        ),
+    )
+    .await;
+    assert_eq!(by_topic.len(), 2);
+    assert_eq!(by_topic[0].labels["messaging.destination.name"], "orders");
+    close(by_topic[0].value, 0.0);
+    close(by_topic[1].value, 2.0 / 5.0);
+}
+
+#[tokio::test]
+async fn no_spans_is_zero_throughput_for_a_named_series() {
+    let (_dir, s) = store().await;
+    let none = eval(&s, "alert: A\nmeasure: throughput\nthreshold: 1/m\nop: \"<\"\nservice: gateway\noperation: POST /orders\nwindow: 1m").await;
+    assert_eq!(none.len(), 1);
+    assert_eq!(none[0].value, 0.0);
+    assert_eq!(none[0].labels["service"], "gateway");
+}
+
+#[tokio::test]
+async fn log_counts_per_second() {
+    let (_dir, s) = store().await;
+    // Three ERROR records in 5 minutes (the fourth is older).
+    let errors = eval(
+        &s,
+        "alert: A\nmeasure: log_count\nlogs: { min_severity: ERROR }\nwindow: 5m\nthreshold: 1/s",
+    )
+    .await;
+    close(one(&errors), 3.0 / 300.0);
+    let timeouts = eval(&s, "alert: A\nmeasure: log_count\nlogs: { min_severity: ERROR, body_contains: timeout }\nwindow: 5m\nthreshold: 1/s").await;
+    close(one(&timeouts), 1.0 / 300.0);
+}
+
+#[tokio::test]
+async fn counter_increase_and_rate_handle_resets_and_new_series() {
+    let (_dir, s) = store().await;
+    let metric = "measure: metric\nmetric: { name: messaging.client.consumed.messages, aggregation: increase, labels: { outcome: dead_lettered } }\nwindow: 5m\nthreshold: 0";
+    // 6 from the old series, 5 from the one that started in the window.
+    close(one(&eval(&s, &format!("alert: A\n{metric}")).await), 11.0);
+    let rate = metric.replace("increase", "rate");
+    close(
+        one(&eval(&s, &format!("alert: A\n{rate}")).await),
+        11.0 / 300.0,
+    );
+}
+
+#[tokio::test]
+async fn gauges_and_consumer_lag() {
+    let (_dir, s) = store().await;
+    let lag = eval(
+        &s,
+        "alert: A\nmeasure: consumer_lag\nwindow: 2m\nthreshold: 500",
+    )
+    .await;
+    close(one(&lag), 9.0);
+    let per_topic = eval(&s, "alert: A\nmeasure: consumer_lag\ngroup_by: [service, messaging.destination.name]\nwindow: 2m\nthreshold: 500").await;
+    assert_eq!(per_topic.len(), 2);
+    close(per_topic[0].value, 8.0);
+    close(per_topic[1].value, 1.0);
+    let max = eval(&s, "alert: A\nmeasure: metric\nmetric: { name: messaging.consumer.lag, aggregation: max }\nwindow: 2m\nthreshold: 0").await;
+    close(one(&max), 8.0);
+    let avg = eval(&s, "alert: A\nmeasure: metric\nmetric: { name: messaging.consumer.lag, aggregation: avg }\nwindow: 2m\nthreshold: 0").await;
+    close(one(&avg), 4.25);
+}
+
+#[tokio::test]
+async fn histogram_quantiles_from_bucket_increases() {
+    let (_dir, s) = store().await;
+    let q = |agg: &str| {
+        format!(
+            "alert: A\nmeasure: metric\nmetric: {{ name: http.server.request.duration, aggregation: {agg}, labels: {{ http.route: /orders }} }}\nwindow: 5m\nthreshold: 0"
+        )
+    };
+    // 100 observations: rank 50 is 10 into the (0.5, 1] bucket of 50 → 0.6.
+    close(one(&eval(&s, &q("p50")).await), 0.6);
+    // rank 95 lands in +Inf → the highest finite bound.
+    close(one(&eval(&s, &q("p95")).await), 1.0);
+}
+
+#[tokio::test]
+async fn sql_rules_read_labels_and_value() {
+    let (_dir, s) = store().await;
+    let samples = eval(
+        &s,
+        "alert: A\nsql: SELECT service_name AS service, span_kind, count(*) AS value FROM spans GROUP BY 1, 2\nthreshold: 0",
+    )
+    .await;
+    assert_eq!(samples.len(), 3, "{samples:?}");
+    assert_eq!(samples[0].labels["service"], "payment");
+    assert_eq!(samples[0].labels["span_kind"], "CONSUMER");
+    close(samples[0].value, 11.0);
+}
+
+#[tokio::test]
+async fn a_group_fires_alerts_and_counts_slo_events() {
+    let (_dir, s) = store().await;
+    let text = r#"
+groups:
+  - name: g
+    rules:
+      - alert: PaymentSlow
+        service: payment
+        span_kind: CONSUMER
+        measure: latency_p95
+        window: 1m
+        threshold: 500ms
+        severity: page
+        annotations:
+          summary: "{{ $labels.service }} {{ $labels.operation }} p95 {{ $value }}"
+    slos:
+      - name: payment-fast
+        service: payment
+        objective: 99
+        period: 30d
+        total: { span_kind: CONSUMER }
+        good: { not_error: true, max_duration: 100ms }
+"#;
+    let group = parse("t.yaml", text).unwrap().groups.remove(0);
+    let mut g = GroupState::new("t.yaml".into(), group);
+    let changes = g.evaluate(&s.session().unwrap(), now()).await;
+    // for: 0 → firing at once, one series per operation.
+    let slow: Vec<_> = changes
+        .iter()
+        .filter(|a| a.name() == "PaymentSlow")
+        .collect();
+    assert_eq!(slow.len(), 1, "{changes:?}");
+    let alert = slow[0];
+    assert_eq!(alert.state, vigil_alerting::AlertState::Firing);
+    assert_eq!(alert.labels["operation"], "process payments");
+    assert_eq!(
+        alert.annotations["summary"],
+        "payment process payments p95 590.5ms"
+    );
+    let status = g.status();
+    let slo = status.slos[0].status.as_ref().unwrap();
+    // 11 payment CONSUMER spans in the period (10 recent, 1 at 90 s): bad are the two errors
+    // and the 5 s one.
+    assert_eq!((slo.events.total, slo.events.good), (11, 8));
+    // Every window holds all 11 events: 3/11 bad against a 1% budget burns 27.27x, above
+    // all four default thresholds, so both pages and both tickets fire.
+    let burns: Vec<_> = changes
+        .iter()
+        .filter(|a| a.name() == "SLOBurnRate")
+        .collect();
+    assert_eq!(burns.len(), 4);
+    for b in &burns {
+        close(b.value.unwrap(), 3.0 / 11.0 / 0.01);
+    }
+    close(slo.error_budget_remaining, 1.0 - 3.0 / (0.01 * 11.0));
+    // History rows go to the alerts table.
+    let batch = vigil_alerting::history::history_batch(&changes).unwrap();
+    s.append(Signal::Alerts, batch).await.unwrap();
+    let ctx = s.session().unwrap();
+    let rows = ctx
+        .sql("SELECT alertname, state FROM alerts")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(rows.iter().map(RecordBatch::num_rows).sum::<usize>(), 5);
+}
