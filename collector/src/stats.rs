@@ -45,7 +45,7 @@ struct Cell {
 /// Counters of what the receivers saw and did.
 #[derive(Debug, Default)]
 pub struct IngestStats {
-    cells: [[Cell; 2]; 3],
+    cells: [[Cell; 2]; Signal::TELEMETRY.len()],
 }
 
 impl IngestStats {
@@ -98,7 +98,7 @@ impl IngestStats {
         ];
         for (name, help, which) in series {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for signal in Signal::ALL {
+            for signal in Signal::TELEMETRY {
                 for t in Transport::ALL {
                     let c = self.cell(signal, t);
                     let v = [&c.received, &c.accepted, &c.rejected][which].load(Ordering::Relaxed);
@@ -115,7 +115,7 @@ impl IngestStats {
             out,
             "# HELP {name} Export requests refused as a whole, by reason.\n# TYPE {name} counter"
         );
-        for signal in Signal::ALL {
+        for signal in Signal::TELEMETRY {
             for t in Transport::ALL {
                 for (i, reason) in REASONS.iter().enumerate() {
                     let v = self.cell(signal, t).refused_requests[i].load(Ordering::Relaxed);

@@ -24,6 +24,9 @@ impl Signal {
     pub const ALL: [Signal; Signal::COUNT] =
         [Signal::Spans, Signal::Logs, Signal::Metrics, Signal::Alerts];
 
+    /// The signals OTLP carries (every one but the alert history).
+    pub const TELEMETRY: [Signal; 3] = [Signal::Spans, Signal::Logs, Signal::Metrics];
+
     /// The SQL table name and the directory name under `parquet/`.
     pub fn table_name(self) -> &'static str {
         match self {

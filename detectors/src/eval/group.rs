@@ -144,8 +144,11 @@ impl GroupState {
                 Err(e) => {
                     self.failures += 1;
                     r.health = Health::Err;
-                    r.last_error = Some(e.to_string());
-                    tracing::warn!(group = %self.name, rule = %r.rule.alert, error = %e, "rule evaluation failed");
+                    let message = e.to_string();
+                    if r.last_error.as_ref() != Some(&message) {
+                        tracing::warn!(group = %self.name, rule = %r.rule.alert, error = %message, "rule evaluation failed");
+                    }
+                    r.last_error = Some(message);
                 }
             }
         }
@@ -169,8 +172,11 @@ impl GroupState {
                 Err(e) => {
                     self.failures += 1;
                     s.health = Health::Err;
-                    s.last_error = Some(e.to_string());
-                    tracing::warn!(group = %self.name, slo = %s.slo.name, error = %e, "slo evaluation failed");
+                    let message = e.to_string();
+                    if s.last_error.as_ref() != Some(&message) {
+                        tracing::warn!(group = %self.name, slo = %s.slo.name, error = %message, "slo evaluation failed");
+                    }
+                    s.last_error = Some(message);
                 }
             }
         }

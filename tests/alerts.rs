@@ -1,0 +1,344 @@
+//! SLA rules and SLOs end to end: `vigil demo` evaluates a rule file while `vigil load`
+//! drives orders and `vigil chaos` injects faults. A latency fault on payment fires the
+//! payment latency rule within `for` + 2 intervals and resolves after the fault; an error
+//! fault burns payment's SLO budget fast enough to page. A rule that cannot be evaluated is
+//! reported, not fatal; a broken rule file keeps the last good rules; a fixed one is reloaded.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use common::web::{get_json, get_text};
+use common::{Vigil, eventually, vigil_cli};
+use serde_json::Value;
+
+const INTERVAL_S: i64 = 2;
+const FOR_S: i64 = 4;
+
+const RULES: &str = r#"
+groups:
+  - name: latency
+    interval: 2s
+    rules:
+      - alert: PaymentSlow
+        service: payment
+        span_kind: CONSUMER
+        measure: latency_p95
+        window: 10s
+        threshold: 100ms
+        for: 4s
+        severity: page
+        annotations:
+          summary: "payment p95 is {{ $value }} on {{ $labels.operation }}"
+  - name: slos
+    interval: 2s
+    slos:
+      - name: payment-success
+        service: payment
+        objective: 99.9
+        period: 30d
+        total: { span_kind: CONSUMER }
+        good: { not_error: true }
+  - name: broken
+    interval: 2s
+    rules:
+      - alert: NoSuchTable
+        sql: SELECT service_name AS service, count(*) AS value FROM no_such_table GROUP BY 1
+        threshold: 0
+"#;
+
+const EXPORT_ENV: [(&str, &str); 2] = [
+    ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+    ("OTEL_BLRP_SCHEDULE_DELAY", "200"),
+];
+
+fn api(vigil: &Vigil, path: &str) -> Value {
+    let (status, body) = get_json(&format!("http://{}{path}", vigil.api));
+    assert_eq!(status, 200, "{path}: {body}");
+    assert_eq!(body["status"], "success", "{path}: {body}");
+    body["data"].clone()
+}
+
+fn alerts(vigil: &Vigil, query: &str) -> Vec<Value> {
+    api(vigil, &format!("/api/v1/alerts?{query}"))["alerts"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn time(v: &Value) -> DateTime<Utc> {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+fn chaos(gateway: &str, args: &[&str]) -> u64 {
+    let mut all = vec!["chaos", "--url", gateway];
+    all.extend(args);
+    let v: Value = serde_json::from_str(&vigil_cli(&all)).unwrap();
+    v["id"].as_u64().unwrap()
+}
+
+/// When fault `id` logged `action`, as Vigil stored it.
+fn fault_time(vigil: &Vigil, id: u64, action: &str) -> DateTime<Utc> {
+    let sql = format!(
+        "SELECT CAST(time AS VARCHAR) FROM logs WHERE attributes['chaos.fault_id'] = '{id}' \
+         AND attributes['chaos.action'] = '{action}'"
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || !vigil.sql(&sql)["rows"]
+            .as_array()
+            .unwrap()
+            .is_empty()),
+        "fault {id} {action} was logged"
+    );
+    let text = vigil.scalar(&sql).as_str().unwrap().to_string();
+    format!("{}Z", text.trim_end_matches('Z')).parse().unwrap()
+}
+
+fn rule<'a>(rules: &'a Value, group: &str, name: &str) -> &'a Value {
+    rules["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == group)
+        .and_then(|g| {
+            g["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["name"] == name)
+        })
+        .unwrap_or_else(|| panic!("rule {group}/{name} in {rules}"))
+}
+
+#[test]
+fn rules_fire_resolve_page_and_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules_file = dir.path().join("rules.yaml");
+    std::fs::write(&rules_file, RULES).unwrap();
+    let data = dir.path().join("data");
+    let vigil = Vigil::demo(
+        &data,
+        &[
+            "--metric-interval",
+            "1s",
+            "--rules",
+            rules_file.to_str().unwrap(),
+        ],
+        &EXPORT_ENV,
+    );
+    let gateway = vigil.gateway.clone().unwrap();
+    let load_target = gateway.clone();
+    let load = std::thread::spawn(move || {
+        vigil_cli(&[
+            "load",
+            "--target",
+            &load_target,
+            "--rate",
+            "20",
+            "--duration",
+            "75s",
+        ])
+    });
+
+    // Baseline: evaluated, healthy, nothing firing; the broken rule reports its error.
+    std::thread::sleep(Duration::from_secs(12));
+    let rules = api(&vigil, "/api/v1/rules");
+    let slow = rule(&rules, "latency", "PaymentSlow");
+    assert_eq!(slow["health"], "ok", "{slow}");
+    assert!(slow["series"].as_u64().unwrap() >= 1, "{slow}");
+    let broken = rule(&rules, "broken", "NoSuchTable");
+    assert_eq!(broken["health"], "err");
+    assert!(
+        broken["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("no_such_table"),
+        "{broken}"
+    );
+    assert!(alerts(&vigil, "alertname=PaymentSlow").is_empty());
+    let slos = api(&vigil, "/api/v1/slos");
+    let before = &slos["slos"][0];
+    assert!(before["events"]["total"].as_u64().unwrap() > 50, "{before}");
+    eprintln!("baseline SLO: {before}");
+
+    // Latency on payment: the rule fires within for + 2 intervals of the fault's start.
+    let id = chaos(
+        &gateway,
+        &[
+            "latency",
+            "--service",
+            "payment",
+            "--ms",
+            "150",
+            "--for",
+            "20s",
+        ],
+    );
+    let started = fault_time(&vigil, id, "start");
+    assert!(
+        eventually(Duration::from_secs(30), || !alerts(
+            &vigil,
+            "alertname=PaymentSlow&state=firing"
+        )
+        .is_empty()),
+        "PaymentSlow fires"
+    );
+    let firing = alerts(&vigil, "alertname=PaymentSlow&state=firing").remove(0);
+    let fired = time(&firing["firedAt"]);
+    let active = time(&firing["activeAt"]);
+    let latency = (fired - started).num_milliseconds() as f64 / 1e3;
+    eprintln!(
+        "PaymentSlow: fault at {started}, pending at {active} (+{:.1}s), firing at {fired} (+{latency:.1}s): {}",
+        (active - started).num_milliseconds() as f64 / 1e3,
+        firing["annotations"]["summary"]
+    );
+    assert_eq!(firing["labels"]["service"], "payment");
+    assert_eq!(firing["labels"]["severity"], "page");
+    assert!(
+        firing["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("payment p95 is ")
+    );
+    // The p95 over 10 s crosses 100 ms once 5% of the window is slow (about 0.5 s at this
+    // rate), and spans reach Vigil within the 200 ms export delay: 1 s of allowance.
+    let bound = (FOR_S + 2 * INTERVAL_S) as f64 + 1.0;
+    assert!(
+        latency <= bound,
+        "fired {latency:.1}s after the fault; bound {bound}s"
+    );
+    assert!(
+        (fired - active).num_seconds() >= FOR_S,
+        "pending for at least `for`"
+    );
+
+    // The fault ends after 20 s; the alert resolves once the window no longer sees it.
+    let stopped = fault_time(&vigil, id, "stop");
+    assert!(
+        eventually(Duration::from_secs(40), || !alerts(
+            &vigil,
+            "alertname=PaymentSlow&state=resolved"
+        )
+        .is_empty()),
+        "PaymentSlow resolves"
+    );
+    let resolved = alerts(&vigil, "alertname=PaymentSlow&state=resolved").remove(0);
+    eprintln!(
+        "PaymentSlow resolved {:.1}s after the fault stopped",
+        (time(&resolved["resolvedAt"]) - stopped).num_milliseconds() as f64 / 1e3
+    );
+    assert_eq!(resolved["fingerprint"], firing["fingerprint"]);
+    let history = vigil.sql(&format!(
+        "SELECT state FROM alerts WHERE fingerprint = '{}' ORDER BY time",
+        firing["fingerprint"].as_str().unwrap()
+    ));
+    let states: Vec<&str> = history["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["pending", "firing", "resolved"]);
+
+    // Errors on payment burn the 99.9% SLO's budget: the fast-burn page fires.
+    let t0 = Instant::now();
+    chaos(
+        &gateway,
+        &[
+            "errors",
+            "--service",
+            "payment",
+            "--rate",
+            "0.5",
+            "--for",
+            "15s",
+        ],
+    );
+    assert!(
+        eventually(Duration::from_secs(30), || !alerts(
+            &vigil,
+            "alertname=SLOBurnRate&severity=page&state=firing"
+        )
+        .is_empty()),
+        "the SLO pages"
+    );
+    let pages = alerts(&vigil, "alertname=SLOBurnRate&severity=page&state=firing");
+    let windows: Vec<&str> = pages
+        .iter()
+        .map(|a| a["labels"]["window"].as_str().unwrap())
+        .collect();
+    assert!(windows.contains(&"1h/5m"), "fast burn pages: {windows:?}");
+    let slo = api(&vigil, "/api/v1/slos")["slos"][0].clone();
+    eprintln!(
+        "SLO paged {:.1}s after the error fault: {}",
+        t0.elapsed().as_secs_f64(),
+        slo
+    );
+    assert!(
+        slo["error_budget_remaining"].as_f64().unwrap() < 0.0,
+        "{slo}"
+    );
+    let fast = &slo["burn_rates"][0];
+    assert!(
+        fast["long_rate"].as_f64().unwrap() > 14.4 && fast["breaching"] == true,
+        "{fast}"
+    );
+
+    // Evaluation failures and reloads show in /metrics.
+    let (_, metrics) = get_text(&format!("http://{}/metrics", vigil.api));
+    let value = |line: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line))
+            .unwrap_or_else(|| panic!("{line} in /metrics"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(value("vigil_rule_evaluation_failures_total{rule_group=\"broken\"}") > 0.0);
+    assert!(value("vigil_rule_group_evaluations_total{rule_group=\"latency\"}") > 10.0);
+    assert!(value("vigil_alerts{state=\"firing\"}") >= 1.0);
+
+    // A broken edit keeps the last good rules and says why; a good edit is picked up.
+    std::fs::write(
+        &rules_file,
+        RULES.replace("threshold: 100ms", "threshold: 100 parsecs"),
+    )
+    .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            api(&vigil, "/api/v1/rules")["reload"]["last_error"].is_string()
+        }),
+        "the broken file is reported"
+    );
+    let rules = api(&vigil, "/api/v1/rules");
+    let why = rules["reload"]["last_error"].as_str().unwrap();
+    assert!(
+        why.contains("rules.yaml:11:20:") && why.contains("parsecs"),
+        "{why}"
+    );
+    assert_eq!(
+        rule(&rules, "latency", "PaymentSlow")["condition"],
+        "Above 0.1"
+    );
+    let (_, metrics) = get_text(&format!("http://{}/metrics", vigil.api));
+    assert!(metrics.contains("vigil_rule_config_last_reload_successful 0"));
+    std::fs::write(
+        &rules_file,
+        RULES.replace("threshold: 100ms", "threshold: 250ms"),
+    )
+    .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let rules = api(&vigil, "/api/v1/rules");
+            rules["reload"]["last_error"].is_null()
+                && rule(&rules, "latency", "PaymentSlow")["condition"] == "Above 0.25"
+        }),
+        "the fixed file is reloaded"
+    );
+    load.join().unwrap();
+    vigil.stop();
+}
