@@ -1,6 +1,8 @@
 //! Each measure evaluated through the real store and SQL session on small fixture tables,
 //! against values worked out by hand in the comments.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
