@@ -397,9 +397,7 @@ async fn error_rate_availability_and_throughput() {
     // (both errors: 20 ms and 1 s).
     let by_topic = eval(
         &s,
-        &format!(
-            "alert: A\nmeasure: error_rate\nthreshold: 1%\nservice: payment\nspan_kind: CONSUMER\nwindow: 1m\ngroup_by: [messaging.destination.name]\n"
-        ),
+        "alert: A\nmeasure: error_rate\nthreshold: 1%\nservice: payment\nspan_kind: CONSUMER\nwindow: 1m\ngroup_by: [messaging.destination.name]\n",
     )
     .await;
     assert_eq!(by_topic.len(), 2);
