@@ -4,7 +4,8 @@
 //! machine has it), drives it with concurrent OTLP/gRPC clients, and prints spans/s next to
 //! prost decode-only throughput of the same payload on one core. A second phase sends unique
 //! spans to a fresh server and compares Parquet bytes per span with OTLP bytes per span.
-//! `bench orders` drives `vigil demo` with the load generator (see `orders.rs`).
+//! `bench orders` drives `vigil demo` with the load generator (see `orders.rs`); `bench rules`
+//! times a rule evaluation interval over a large store (see `rules.rs`).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -22,12 +23,14 @@ use crate::cli::{BenchArgs, BenchWhat, IngestBenchArgs};
 
 mod orders;
 mod payload;
+mod rules;
 
 /// Runs the chosen benchmark.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchWhat::Ingest(a) => ingest(a).await,
         BenchWhat::Orders(a) => orders::run(a).await,
+        BenchWhat::Rules(a) => rules::run(a).await,
     }
 }
 

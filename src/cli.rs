@@ -269,6 +269,29 @@ pub enum BenchWhat {
     /// Orders per second through `vigil demo` (Vigil plus the sample services) under
     /// open-loop load: achieved rate, latency, finished sagas, telemetry stored, CPU used.
     Orders(OrdersBenchArgs),
+    /// One rule evaluation interval (SLI, SQL and SLO rules) over a store of synthetic spans,
+    /// against a full scan of the same spans.
+    Rules(RulesBenchArgs),
+}
+
+/// `vigil bench rules`.
+#[derive(Debug, Args)]
+pub struct RulesBenchArgs {
+    /// Spans in the store.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub spans: u64,
+    /// Hours the spans are spread over, ending now.
+    #[arg(long, default_value_t = 6)]
+    pub hours: u64,
+    /// Attributes per span.
+    #[arg(long, default_value_t = 8)]
+    pub attributes: usize,
+    /// Rules (in groups of 20; one in ten is an SQL rule), plus one SLO per sample service.
+    #[arg(long, default_value_t = 200)]
+    pub rules: usize,
+    /// Steady-state intervals measured after the first.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
 }
 
 /// `vigil bench orders`.

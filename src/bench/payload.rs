@@ -120,12 +120,24 @@ fn attributes(rng: &mut Rng, n: usize) -> Vec<KeyValue> {
     all
 }
 
-/// Request number `seed`: `spans` spans in traces of 8, `attrs` attributes each, unique ids.
+/// Request number `seed`: `spans` spans in traces of 8, `attrs` attributes each, unique ids,
+/// starting within the last second.
 pub fn request(seed: u64, spans: usize, attrs: usize) -> ExportTraceServiceRequest {
-    let mut rng = Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xDEAD_BEEF);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
+    request_at(seed, spans, attrs, now - 1_000_000_000, 900_000_000)
+}
+
+/// Like [`request`], with spans starting in `[from, from + spread)` (ns since the epoch).
+pub fn request_at(
+    seed: u64,
+    spans: usize,
+    attrs: usize,
+    from: u64,
+    spread: u64,
+) -> ExportTraceServiceRequest {
+    let mut rng = Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xDEAD_BEEF);
     let service = SERVICES[(seed % SERVICES.len() as u64) as usize];
     let mut out = Vec::with_capacity(spans);
     let mut trace_id = Vec::new();
@@ -136,7 +148,7 @@ pub fn request(seed: u64, spans: usize, attrs: usize) -> ExportTraceServiceReque
             parent = Vec::new();
         }
         let span_id = rng.next().to_be_bytes().to_vec();
-        let start = now - 1_000_000_000 + (rng.next() % 900_000_000);
+        let start = from + rng.next() % spread.max(1);
         let duration = 50_000 + rng.next() % 50_000_000;
         out.push(Span {
             trace_id: trace_id.clone(),

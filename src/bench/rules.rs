@@ -1,0 +1,176 @@
+//! `vigil bench rules`: the cost of one evaluation interval. Fills a store with synthetic
+//! spans spread over the last hours, loads generated rule groups (SLI rules of every span
+//! measure, SQL rules, SLOs), evaluates every group as the engine does, and prints the
+//! interval's time next to a full scan of the same spans as the baseline.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use vigil_collector::convert::{CorrelationIndex, convert_traces};
+use vigil_detectors::eval::group::GroupState;
+use vigil_detectors::rules;
+use vigil_store::{Signal, Store, StoreConfig};
+use vigil_sample_services::saga::SERVICES;
+
+use super::payload::request_at;
+use super::tempfile_dir;
+use crate::cli::RulesBenchArgs;
+
+const SPANS_PER_REQUEST: u64 = 10_000;
+const MEASURES: [(&str, &str); 6] = [
+    ("latency_p95", "40ms"),
+    ("latency_p99", "49ms"),
+    ("latency_p50", "30ms"),
+    ("error_rate", "5%"),
+    ("availability", "90%"),
+    ("throughput", "1000/s"),
+];
+const KINDS: [&str; 3] = ["SERVER", "CONSUMER", "CLIENT"];
+
+/// Rule text: `rules` rules in groups of 20 (every 10th an SQL rule) plus one SLO per service.
+fn rule_file(rules: usize) -> String {
+    let mut out = String::from("groups:\n");
+    for g in 0..rules.div_ceil(20) {
+        out.push_str(&format!("  - name: g{g}\n    interval: 30s\n    rules:\n"));
+        for r in (g * 20)..((g + 1) * 20).min(rules) {
+            let service = SERVICES[r % SERVICES.len()];
+            if r % 10 == 9 {
+                out.push_str(&format!(
+                    "      - alert: Sql{r}\n        sql: SELECT service_name AS service, count(*) / 300.0 AS value FROM spans WHERE time > now() - INTERVAL '5 minutes' AND service_name = '{service}' AND status_code = 'ERROR' GROUP BY 1\n        threshold: 100\n"
+                ));
+                continue;
+            }
+            let (measure, threshold) = MEASURES[r % MEASURES.len()];
+            let window = if r % 2 == 0 { "5m" } else { "1m" };
+            let op = if measure == "availability" { "\"<\"" } else { "\">\"" };
+            out.push_str(&format!(
+                "      - alert: R{r}\n        service: {service}\n        span_kind: {}\n        measure: {measure}\n        window: {window}\n        op: {op}\n        threshold: {threshold}\n        for: 1m\n",
+                KINDS[r / SERVICES.len() % KINDS.len()]
+            ));
+        }
+    }
+    out.push_str("  - name: slos\n    interval: 1m\n    slos:\n");
+    for service in SERVICES {
+        out.push_str(&format!(
+            "      - name: {service}-ok\n        service: {service}\n        objective: 99.9\n        good: {{ not_error: true, max_duration: 45ms }}\n"
+        ));
+    }
+    out
+}
+
+/// Writes `spans` spans spread evenly over the `hours` before now, in time order.
+async fn fill(store: &Store, spans: u64, hours: u64, attributes: usize) -> anyhow::Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as u64;
+    let range = hours * 3_600_000_000_000;
+    let requests = spans.div_ceil(SPANS_PER_REQUEST);
+    let slice = range / requests.max(1);
+    let mut index = CorrelationIndex::new(1024);
+    let started = Instant::now();
+    for k in 0..requests {
+        let n = SPANS_PER_REQUEST.min(spans - k * SPANS_PER_REQUEST) as usize;
+        let req = request_at(k, n, attributes, now - range + k * slice, slice);
+        let converted = convert_traces(&req, &mut index)?;
+        if let Some(batch) = converted.batch {
+            while let Err(e) = store.append(Signal::Spans, batch.clone()).await {
+                if !e.is_retryable() {
+                    return Err(e.into());
+                }
+                store.flush().await?;
+            }
+        }
+        if (k + 1) % 100 == 0 {
+            eprint!(
+                "\rwrote {} spans ({:.0}/s)",
+                (k + 1) * SPANS_PER_REQUEST,
+                ((k + 1) * SPANS_PER_REQUEST) as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    store.flush().await?;
+    eprintln!("\rwrote {spans} spans in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// One interval: every group evaluated once, as the engine does.
+async fn interval(store: &Store, groups: &mut [GroupState]) -> anyhow::Result<(Duration, usize)> {
+    let started = Instant::now();
+    let mut changes = 0;
+    for g in groups.iter_mut() {
+        let ctx = store.session()?;
+        changes += g.evaluate(&ctx, chrono::Utc::now()).await.len();
+    }
+    Ok((started.elapsed(), changes))
+}
+
+/// Runs the benchmark.
+pub async fn run(args: RulesBenchArgs) -> anyhow::Result<()> {
+    let dir = tempfile_dir("vigil-bench-rules")?;
+    let store = Store::open(StoreConfig {
+        data_dir: dir.clone(),
+        fsync: vigil_store::FsyncPolicy::Never,
+        ..StoreConfig::default()
+    })?;
+    let result = measure(&store, &args).await;
+    store.close();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn measure(store: &Store, args: &RulesBenchArgs) -> anyhow::Result<()> {
+    fill(store, args.spans, args.hours, args.attributes).await?;
+    let text = rule_file(args.rules);
+    let parsed = rules::parse("bench.yaml", &text).context("generated rules")?;
+    let mut groups: Vec<GroupState> = parsed
+        .groups
+        .into_iter()
+        .map(|g| GroupState::new("bench.yaml".into(), g))
+        .collect();
+    let slos: usize = groups.iter().map(|g| g.slos.len()).sum();
+
+    let ctx = store.session()?;
+    let t = Instant::now();
+    let all = ctx
+        .sql("SELECT count(*), approx_percentile_cont(duration_ns, 0.95) FROM spans")
+        .await?
+        .collect()
+        .await?;
+    let scan = t.elapsed();
+    let rows = all
+        .first()
+        .and_then(|b| arrow::array::AsArray::as_primitive_opt::<arrow::datatypes::Int64Type>(b.column(0)).map(|a| a.value(0)))
+        .unwrap_or(0);
+
+    let (first, changes) = interval(store, &mut groups).await?;
+    let mut steady = Vec::new();
+    for _ in 0..args.rounds {
+        steady.push(interval(store, &mut groups).await?.0);
+    }
+    steady.sort();
+    let median = steady[steady.len() / 2];
+    let files = store.catalog().files().len();
+    println!(
+        "store: {rows} spans over {} h in {files} Parquet files ({} attributes per span)",
+        args.hours, args.attributes
+    );
+    println!(
+        "baseline: one full scan (count + p95 of every span): {:.3} s",
+        scan.as_secs_f64()
+    );
+    println!(
+        "first interval ({} rules + {slos} SLOs; SLOs read their whole period once): {:.3} s, {changes} alert changes",
+        args.rules,
+        first.as_secs_f64()
+    );
+    println!(
+        "steady interval, median of {}: {:.3} s (min {:.3}, max {:.3}) = {:.2}x the full scan; target < 1 s: {}",
+        steady.len(),
+        median.as_secs_f64(),
+        steady[0].as_secs_f64(),
+        steady[steady.len() - 1].as_secs_f64(),
+        median.as_secs_f64() / scan.as_secs_f64().max(1e-9),
+        if median < Duration::from_secs(1) { "met" } else { "NOT met" }
+    );
+    Ok(())
+}
