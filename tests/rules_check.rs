@@ -1,5 +1,5 @@
 //! `vigil rules check`: the shipped rule files pass; each malformed fixture fails with its
-//! file, line and column, and the exit status says so.
+//! file, line and column, and the exit status says so. `vigil bench rules` runs at small scale.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -36,5 +36,22 @@ fn malformed_rules_fail_with_their_location() {
             "{path}: {stderr}"
         );
         assert!(stderr.contains("1 of 2 rule files have errors"), "{stderr}");
+    }
+}
+
+/// `vigil bench rules` at a small scale: it fills a store, evaluates every generated rule and
+/// prints its figures (the timings themselves are for release builds, not for this test).
+#[test]
+fn the_rules_bench_runs_and_reports() {
+    let out = vigil_cli(&[
+        "bench", "rules", "--spans", "20000", "--hours", "1", "--rules", "40", "--rounds", "1",
+    ]);
+    for line in [
+        "store: 20000 spans",
+        "baseline: one full scan",
+        "first interval (40 rules + 6 SLOs",
+        "steady interval, median of 1",
+    ] {
+        assert!(out.contains(line), "{line:?} missing in:\n{out}");
     }
 }

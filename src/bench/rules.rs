@@ -9,8 +9,8 @@ use anyhow::Context;
 use vigil_collector::convert::{CorrelationIndex, convert_traces};
 use vigil_detectors::eval::group::GroupState;
 use vigil_detectors::rules;
-use vigil_store::{Signal, Store, StoreConfig};
 use vigil_sample_services::saga::SERVICES;
+use vigil_store::{Signal, Store, StoreConfig};
 
 use super::payload::request_at;
 use super::tempfile_dir;
@@ -42,7 +42,11 @@ fn rule_file(rules: usize) -> String {
             }
             let (measure, threshold) = MEASURES[r % MEASURES.len()];
             let window = if r % 2 == 0 { "5m" } else { "1m" };
-            let op = if measure == "availability" { "\"<\"" } else { "\">\"" };
+            let op = if measure == "availability" {
+                "\"<\""
+            } else {
+                "\">\""
+            };
             out.push_str(&format!(
                 "      - alert: R{r}\n        service: {service}\n        span_kind: {}\n        measure: {measure}\n        window: {window}\n        op: {op}\n        threshold: {threshold}\n        for: 1m\n",
                 KINDS[r / SERVICES.len() % KINDS.len()]
@@ -89,7 +93,10 @@ async fn fill(store: &Store, spans: u64, hours: u64, attributes: usize) -> anyho
         }
     }
     store.flush().await?;
-    eprintln!("\rwrote {spans} spans in {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "\rwrote {spans} spans in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -139,7 +146,10 @@ async fn measure(store: &Store, args: &RulesBenchArgs) -> anyhow::Result<()> {
     let scan = t.elapsed();
     let rows = all
         .first()
-        .and_then(|b| arrow::array::AsArray::as_primitive_opt::<arrow::datatypes::Int64Type>(b.column(0)).map(|a| a.value(0)))
+        .and_then(|b| {
+            arrow::array::AsArray::as_primitive_opt::<arrow::datatypes::Int64Type>(b.column(0))
+                .map(|a| a.value(0))
+        })
         .unwrap_or(0);
 
     let (first, changes) = interval(store, &mut groups).await?;
@@ -170,7 +180,11 @@ async fn measure(store: &Store, args: &RulesBenchArgs) -> anyhow::Result<()> {
         steady[0].as_secs_f64(),
         steady[steady.len() - 1].as_secs_f64(),
         median.as_secs_f64() / scan.as_secs_f64().max(1e-9),
-        if median < Duration::from_secs(1) { "met" } else { "NOT met" }
+        if median < Duration::from_secs(1) {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
     Ok(())
 }

@@ -150,6 +150,7 @@ impl SpanWindow {
         let kind = selector.span_kind.map(|k| k.as_str());
         let latency = measure_quantile(measure);
         let mut groups: HashMap<Vec<&str>, Acc> = HashMap::new();
+        let mut key: Vec<&str> = Vec::with_capacity(sources.len());
         for p in &self.parts {
             for i in 0..p.time.len() {
                 let t = p.time.value(i);
@@ -169,15 +170,19 @@ impl SpanWindow {
                 {
                     continue;
                 }
-                let key = sources
-                    .iter()
-                    .map(|s| match s {
-                        Source::Service => p.service.value(i),
-                        Source::Operation => p.operation.value(i),
-                        Source::Attr(a) => text(&p.attrs[*a], i),
-                    })
-                    .collect();
-                let acc = groups.entry(key).or_default();
+                key.clear();
+                key.extend(sources.iter().map(|s| match s {
+                    Source::Service => p.service.value(i),
+                    Source::Operation => p.operation.value(i),
+                    Source::Attr(a) => text(&p.attrs[*a], i),
+                }));
+                // Look up with the reused buffer; allocate a key only for a new series.
+                if !groups.contains_key(key.as_slice()) {
+                    groups.insert(key.clone(), Acc::default());
+                }
+                let Some(acc) = groups.get_mut(key.as_slice()) else {
+                    continue;
+                };
                 acc.count += 1;
                 if p.status.value(i) == "ERROR" {
                     acc.errors += 1;
