@@ -34,6 +34,23 @@ pub enum Command {
     Chaos(ChaosArgs),
     /// Work with SLA rule files.
     Rules(RulesArgs),
+    /// Score the anomaly detector on the Numenta Anomaly Benchmark.
+    Nab(NabArgs),
+}
+
+/// `vigil nab`.
+#[derive(Debug, Args)]
+pub struct NabArgs {
+    /// NAB's directory: the one holding `data/` and `labels/`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Also write NAB's results layout here
+    /// (`DIR/vigil/<category>/vigil_<file>.csv`: timestamp,value,anomaly_score,label).
+    #[arg(long)]
+    pub write_results: Option<PathBuf>,
+    /// Only files of these categories (repeatable), e.g. realKnownCause.
+    #[arg(long = "category")]
+    pub categories: Vec<String>,
 }
 
 /// `vigil rules`.

@@ -1,5 +1,5 @@
 //! The `vigil` command: wires the library crates into `serve`, `query`, `bench`, `demo`,
-//! `load`, `chaos` and `rules`.
+//! `load`, `chaos`, `rules` and `nab`.
 
 mod bench;
 mod chaos;
@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod demo;
 mod load;
+mod nab;
 mod query;
 mod rules;
 mod serve;
@@ -34,6 +35,7 @@ fn main() -> std::process::ExitCode {
             cli::Command::Load(args) => load::run(args).await,
             cli::Command::Chaos(args) => chaos::run(args).await,
             cli::Command::Rules(args) => rules::run(args),
+            cli::Command::Nab(args) => nab::run(args),
         }
     });
     match result {

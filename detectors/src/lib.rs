@@ -5,5 +5,7 @@
 //! [`rules`] is the rule file format (SLI rules, SQL rules, SLOs) and its validation;
 //! [`eval`] evaluates rules on a schedule and keeps their alerts.
 
+pub mod anomaly;
 pub mod eval;
+pub mod nab;
 pub mod rules;
