@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
-use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::execution::context::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement;
 
@@ -77,10 +77,7 @@ pub async fn run(
     timeout: Duration,
 ) -> Result<QueryResult, QueryError> {
     check_read_only(sql)?;
-    let options = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
+    let options = vigil_store::Store::read_only();
     let work = async {
         let df = ctx
             .sql_with_options(sql, options)

@@ -1,7 +1,6 @@
 //! SQL rules: a read-only SELECT whose `value` column is the measured value and whose other
 //! columns are the series' labels.
 
-use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
 
 use super::{EvalError, Sample, floats, text, to_strings};
@@ -9,11 +8,9 @@ use super::{EvalError, Sample, floats, text, to_strings};
 /// Runs `query` (DDL, DML and other statements refused) and reads one sample per row with a
 /// non-null `value`.
 pub async fn evaluate(ctx: &SessionContext, query: &str) -> Result<Vec<Sample>, EvalError> {
-    let options = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
-    let df = ctx.sql_with_options(query, options).await?;
+    let df = ctx
+        .sql_with_options(query, vigil_store::Store::read_only())
+        .await?;
     let batches = df.collect().await?;
     let mut out = Vec::new();
     for b in &batches {
