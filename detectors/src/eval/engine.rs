@@ -256,7 +256,7 @@ impl Runner {
 /// True if both SLOs count the same events over the same period (so counts carry over).
 fn same_events(a: &SloState, b: &SloState) -> bool {
     a.slo.total == b.slo.total
-        && format!("{:?}", a.slo.good) == format!("{:?}", b.slo.good)
+        && a.slo.good == b.slo.good
         && a.slo.period == b.slo.period
         && a.slo.alerts == b.slo.alerts
 }

@@ -20,6 +20,36 @@ use crate::rules::{Group, Measure, Rule, Slo};
 /// Name of the metric `consumer_lag` reads.
 pub const CONSUMER_LAG_METRIC: &str = "messaging.consumer.lag";
 
+/// How the last evaluation of a rule or SLO went; its health follows from it.
+#[derive(Debug, Default)]
+struct Outcome {
+    evaluated: bool,
+    error: Option<String>,
+}
+
+impl Outcome {
+    fn ok(&mut self) {
+        self.evaluated = true;
+        self.error = None;
+    }
+
+    /// Records a failure; true when it differs from the previous outcome (worth logging).
+    fn failed(&mut self, message: String) -> bool {
+        self.evaluated = true;
+        let new = self.error.as_ref() != Some(&message);
+        self.error = Some(message);
+        new
+    }
+
+    fn health(&self) -> Health {
+        match (self.evaluated, &self.error) {
+            (false, _) => Health::Unknown,
+            (true, None) => Health::Ok,
+            (true, Some(_)) => Health::Err,
+        }
+    }
+}
+
 /// A rule and what its evaluations left behind.
 #[derive(Debug)]
 pub struct RuleState {
@@ -27,8 +57,7 @@ pub struct RuleState {
     pub rule: Rule,
     /// Its alerts.
     pub alerts: RuleAlerts,
-    health: Health,
-    last_error: Option<String>,
+    outcome: Outcome,
     last_evaluation: Option<DateTime<Utc>>,
     duration: Duration,
     series: usize,
@@ -43,8 +72,7 @@ pub struct SloState {
     pub counts: SloCounts,
     /// One alert set per burn-rate alert.
     pub alerts: Vec<RuleAlerts>,
-    health: Health,
-    last_error: Option<String>,
+    outcome: Outcome,
     status: Option<super::slo::SloStatus>,
 }
 
@@ -77,8 +105,7 @@ impl RuleState {
         RuleState {
             rule,
             alerts: RuleAlerts::default(),
-            health: Health::Unknown,
-            last_error: None,
+            outcome: Outcome::default(),
             last_evaluation: None,
             duration: Duration::ZERO,
             series: 0,
@@ -93,8 +120,7 @@ impl SloState {
             alerts: slo.alerts.iter().map(|_| RuleAlerts::default()).collect(),
             slo,
             counts: SloCounts::default(),
-            health: Health::Unknown,
-            last_error: None,
+            outcome: Outcome::default(),
             status: None,
         }
     }
@@ -130,8 +156,7 @@ impl GroupState {
             r.last_evaluation = Some(now);
             match result {
                 Ok(samples) => {
-                    r.health = Health::Ok;
-                    r.last_error = None;
+                    r.outcome.ok();
                     r.series = samples.len();
                     let breaches = breaches(&r.rule, samples);
                     let timing = Timing {
@@ -143,12 +168,9 @@ impl GroupState {
                 }
                 Err(e) => {
                     self.failures += 1;
-                    r.health = Health::Err;
-                    let message = e.to_string();
-                    if r.last_error.as_ref() != Some(&message) {
-                        tracing::warn!(group = %self.name, rule = %r.rule.alert, error = %message, "rule evaluation failed");
+                    if r.outcome.failed(e.to_string()) {
+                        tracing::warn!(group = %self.name, rule = %r.rule.alert, error = %e, "rule evaluation failed");
                     }
-                    r.last_error = Some(message);
                 }
             }
         }
@@ -166,17 +188,13 @@ impl GroupState {
                         ));
                     }
                     s.status = Some(status);
-                    s.health = Health::Ok;
-                    s.last_error = None;
+                    s.outcome.ok();
                 }
                 Err(e) => {
                     self.failures += 1;
-                    s.health = Health::Err;
-                    let message = e.to_string();
-                    if s.last_error.as_ref() != Some(&message) {
-                        tracing::warn!(group = %self.name, slo = %s.slo.name, error = %message, "slo evaluation failed");
+                    if s.outcome.failed(e.to_string()) {
+                        tracing::warn!(group = %self.name, slo = %s.slo.name, error = %e, "slo evaluation failed");
                     }
-                    s.last_error = Some(message);
                 }
             }
         }
@@ -259,8 +277,8 @@ impl GroupState {
                         RuleKind::Sql { query } => query.clone(),
                     },
                     condition: format!("{:?} {}", r.rule.op, r.rule.threshold.value),
-                    health: r.health,
-                    last_error: r.last_error.clone(),
+                    health: r.outcome.health(),
+                    last_error: r.outcome.error.clone(),
                     last_evaluation: r.last_evaluation,
                     evaluation_seconds: r.duration.as_secs_f64(),
                     series: r.series,
@@ -272,8 +290,8 @@ impl GroupState {
                 .iter()
                 .map(|s| SloEntry {
                     name: s.slo.name.clone(),
-                    health: s.health,
-                    last_error: s.last_error.clone(),
+                    health: s.outcome.health(),
+                    last_error: s.outcome.error.clone(),
                     status: s.status.clone(),
                     alerts: s.alerts.iter().flat_map(RuleAlerts::alerts).collect(),
                 })
@@ -289,19 +307,16 @@ pub async fn measure(
     spans: Option<&Result<SpanWindow, String>>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Sample>, EvalError> {
-    let RuleKind::Sli {
-        measure,
-        spans: selector,
-        metric,
-        logs,
-        group_by,
-        window,
-    } = &rule.kind
-    else {
-        let RuleKind::Sql { query } = &rule.kind else {
-            return Ok(Vec::new());
-        };
-        return super::sql_rule::evaluate(ctx, query).await;
+    let (measure, selector, metric, logs, group_by, window) = match &rule.kind {
+        RuleKind::Sql { query } => return super::sql_rule::evaluate(ctx, query).await,
+        RuleKind::Sli {
+            measure,
+            spans,
+            metric,
+            logs,
+            group_by,
+            window,
+        } => (measure, spans, metric, logs, group_by, window),
     };
     let window = Window::ending(now, window.0);
     match measure {

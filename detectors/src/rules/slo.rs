@@ -10,7 +10,7 @@ use vigil_store::units::HumanDuration;
 use super::model::{SpanKind, SpanSelector};
 
 /// Which spans count as events, and which of them are good.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventFilter {
     /// Span name; none means every operation.
