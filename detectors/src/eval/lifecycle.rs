@@ -43,6 +43,11 @@ pub struct RuleAlerts {
     tracked: HashMap<Fingerprint, Tracked>,
 }
 
+fn resolve(alert: &mut Alert, now: DateTime<Utc>) {
+    alert.state = AlertState::Resolved;
+    alert.resolved_at = Some(now);
+}
+
 fn elapsed(since: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
     (now - since).to_std().unwrap_or(Duration::ZERO)
 }
@@ -108,18 +113,13 @@ impl RuleAlerts {
                 return true;
             }
             match t.alert.state {
-                AlertState::Pending => {
-                    t.alert.state = AlertState::Resolved;
-                    t.alert.resolved_at = Some(now);
-                    changes.push(t.alert.clone());
-                    false
-                }
                 AlertState::Firing if elapsed(t.last_breach, now) < timing.keep_firing_for => true,
-                AlertState::Firing => {
-                    t.alert.state = AlertState::Resolved;
-                    t.alert.resolved_at = Some(now);
+                // A pending alert that clears is dropped; a firing one stays visible resolved.
+                AlertState::Pending | AlertState::Firing => {
+                    let keep = t.alert.state == AlertState::Firing;
+                    resolve(&mut t.alert, now);
                     changes.push(t.alert.clone());
-                    true
+                    keep
                 }
                 AlertState::Resolved => t
                     .alert
@@ -144,8 +144,7 @@ impl RuleAlerts {
             .drain()
             .filter(|(_, t)| t.alert.state != AlertState::Resolved)
             .map(|(_, mut t)| {
-                t.alert.state = AlertState::Resolved;
-                t.alert.resolved_at = Some(now);
+                resolve(&mut t.alert, now);
                 t.alert
             })
             .collect()
