@@ -19,21 +19,22 @@ const DETECTOR: &str = "vigil";
 /// Scores every series, on all cores.
 fn detect(series: &[LabeledSeries], config: &StreamConfig) -> Vec<Vec<f64>> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let next = std::sync::atomic::AtomicUsize::new(0);
     let mut out: Vec<Vec<f64>> = vec![Vec::new(); series.len()];
-    let results = std::sync::Mutex::new(&mut out);
     std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(s) = series.get(i) else { break };
-                    let scores = score_series(&s.values, config);
-                    if let Ok(mut r) = results.lock() {
-                        r[i] = scores;
-                    }
-                }
-            });
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                scope.spawn(move || {
+                    (w..series.len())
+                        .step_by(workers)
+                        .map(|i| (i, score_series(&series[i].values, config)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            for (i, scores) in h.join().unwrap_or_default() {
+                out[i] = scores;
+            }
         }
     });
     out
