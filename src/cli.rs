@@ -51,6 +51,29 @@ pub struct NabArgs {
     /// Only files of these categories (repeatable), e.g. realKnownCause.
     #[arg(long = "category")]
     pub categories: Vec<String>,
+    /// Which detector scores the points.
+    #[arg(long, value_enum, default_value_t = NabDetector::Vigil)]
+    pub detector: NabDetector,
+}
+
+/// Detectors `vigil nab` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NabDetector {
+    /// Vigil's univariate detector (level and change surprise, new-maximum reporting).
+    Vigil,
+    /// The plain streaming isolation forest over shingles of 8 values, refit every 100
+    /// points on the last 2,000 (the textbook baseline).
+    Iforest,
+}
+
+impl NabDetector {
+    /// The name used in NAB's results layout.
+    pub fn name(self) -> &'static str {
+        match self {
+            NabDetector::Vigil => "vigil",
+            NabDetector::Iforest => "vigil_iforest",
+        }
+    }
 }
 
 /// `vigil rules`.

@@ -8,16 +8,22 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use vigil_detectors::anomaly::streaming::{StreamConfig, score_series};
+use vigil_detectors::anomaly::streaming::{self, StreamConfig};
+use vigil_detectors::anomaly::univariate::{self, UnivariateConfig};
 use vigil_detectors::nab::{Corpus, LabeledSeries, PROFILES, ProfileScore, score};
 
-use crate::cli::NabArgs;
+use crate::cli::{NabArgs, NabDetector};
 
-/// The detector's name in results.
-const DETECTOR: &str = "vigil";
+/// Scores one series with `detector`, each point from earlier points only.
+fn score_series(detector: NabDetector, values: &[f64]) -> Vec<f64> {
+    match detector {
+        NabDetector::Vigil => univariate::score_series(values, &UnivariateConfig::default()),
+        NabDetector::Iforest => streaming::score_series(values, &StreamConfig::default()),
+    }
+}
 
 /// Scores every series, on all cores.
-fn detect(series: &[LabeledSeries], config: &StreamConfig) -> Vec<Vec<f64>> {
+fn detect(series: &[LabeledSeries], detector: NabDetector) -> Vec<Vec<f64>> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut out: Vec<Vec<f64>> = vec![Vec::new(); series.len()];
     std::thread::scope(|scope| {
@@ -26,7 +32,7 @@ fn detect(series: &[LabeledSeries], config: &StreamConfig) -> Vec<Vec<f64>> {
                 scope.spawn(move || {
                     (w..series.len())
                         .step_by(workers)
-                        .map(|i| (i, score_series(&series[i].values, config)))
+                        .map(|i| (i, score_series(detector, &series[i].values)))
                         .collect::<Vec<_>>()
                 })
             })
@@ -41,16 +47,21 @@ fn detect(series: &[LabeledSeries], config: &StreamConfig) -> Vec<Vec<f64>> {
 }
 
 /// Writes `DIR/<detector>/<category>/<detector>_<file>.csv`.
-fn write_results(dir: &Path, series: &[LabeledSeries], scores: &[Vec<f64>]) -> anyhow::Result<()> {
+fn write_results(
+    dir: &Path,
+    name: &str,
+    series: &[LabeledSeries],
+    scores: &[Vec<f64>],
+) -> anyhow::Result<()> {
     for (s, sc) in series.iter().zip(scores) {
-        let folder = dir.join(DETECTOR).join(s.category());
+        let folder = dir.join(name).join(s.category());
         std::fs::create_dir_all(&folder)?;
         let mut csv = String::from("timestamp,value,anomaly_score,label\n");
         for (i, ((t, v), a)) in s.timestamps.iter().zip(&s.values).zip(sc).enumerate() {
             let label = u8::from(s.windows.iter().any(|(l, r)| (*l..=*r).contains(&i)));
             let _ = writeln!(csv, "{},{v},{a},{label}", t.format("%Y-%m-%d %H:%M:%S"));
         }
-        let path = folder.join(format!("{DETECTOR}_{}.csv", s.stem()));
+        let path = folder.join(format!("{name}_{}.csv", s.stem()));
         std::fs::write(&path, csv).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
@@ -65,14 +76,15 @@ pub fn run(args: NabArgs) -> anyhow::Result<()> {
             .retain(|s| args.categories.iter().any(|c| c == s.category()));
     }
     anyhow::ensure!(!corpus.series.is_empty(), "no NAB files selected");
-    let config = StreamConfig::default();
+    let detector = args.detector;
     let started = Instant::now();
-    let scores = detect(&corpus.series, &config);
+    let scores = detect(&corpus.series, detector);
     let elapsed = started.elapsed();
     let rows: usize = corpus.series.iter().map(|s| s.values.len()).sum();
     println!(
-        "NAB: {} files, {rows} rows, detector {DETECTOR:?} ({config:?}) in {:.1} s",
+        "NAB: {} files, {rows} rows, detector {} in {:.1} s",
         corpus.series.len(),
+        detector.name(),
         elapsed.as_secs_f64()
     );
     println!("{}", ProfileScore::HEADER);
@@ -94,8 +106,11 @@ pub fn run(args: NabArgs) -> anyhow::Result<()> {
         println!("  {c:<24} {:>7.1}", r.normalized);
     }
     if let Some(dir) = &args.write_results {
-        write_results(dir, &corpus.series, &scores)?;
-        println!("results written under {}", dir.join(DETECTOR).display());
+        write_results(dir, detector.name(), &corpus.series, &scores)?;
+        println!(
+            "results written under {}",
+            dir.join(detector.name()).display()
+        );
     }
     Ok(())
 }

@@ -1,8 +1,11 @@
-//! Anomaly detection: the isolation forest (`iforest.rs`), and the streaming detector that
-//! scores univariate series point by point from earlier points only (`streaming.rs`).
+//! Anomaly detection: the isolation forest (`iforest.rs`), its streaming use over shingles
+//! (`streaming.rs`), and the univariate detector that scores a series point by point from
+//! earlier points only (`univariate.rs`).
 
 pub mod iforest;
 pub mod rng;
+pub mod rolling;
 pub mod streaming;
+pub mod univariate;
 
 pub use iforest::{IsolationForest, IsolationForestParams, average_path_length};

@@ -1,0 +1,197 @@
+//! The streaming detector for one univariate series. Two surprises are measured against the
+//! recent history: how far the value is from its rolling mean, and how far the change from
+//! the previous value is from the usual change, both in standard deviations. The larger one
+//! becomes a score in [0, 1), reported only when it exceeds every score of the recent past,
+//! so one incident yields one detection rather than a burst.
+
+use std::collections::VecDeque;
+
+use super::rolling::Rolling;
+
+/// One parameter set for every series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnivariateConfig {
+    /// Values (and changes) the baseline is estimated from.
+    pub window: usize,
+    /// Weight of the change surprise relative to the value surprise.
+    pub change_weight: f64,
+    /// The surprise (in standard deviations) that scores 0.5.
+    pub half_score: f64,
+    /// A score is reported only if it exceeds every score of this many previous points.
+    pub suppress: usize,
+    /// Points needed before anything is scored.
+    pub warm_up: usize,
+}
+
+impl Default for UnivariateConfig {
+    fn default() -> Self {
+        UnivariateConfig {
+            window: 2000,
+            change_weight: 0.7,
+            half_score: 3.0,
+            suppress: 400,
+            warm_up: 2,
+        }
+    }
+}
+
+/// Which surprise dominated a score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The value departed from its rolling mean.
+    Level,
+    /// The change from the previous value departed from the usual change.
+    Change,
+}
+
+/// The score of one point and why.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    /// The score in [0, 1) as reported (0 when suppressed).
+    pub score: f64,
+    /// The score before suppression.
+    pub raw: f64,
+    /// Which surprise dominated.
+    pub cause: Cause,
+    /// The rolling mean the value was compared with.
+    pub expected: f64,
+}
+
+/// The detector's state for one series.
+#[derive(Debug, Clone)]
+pub struct UnivariateDetector {
+    config: UnivariateConfig,
+    values: Rolling,
+    changes: Rolling,
+    last: Option<f64>,
+    recent: VecDeque<f64>,
+}
+
+/// `|x - mean| / std` over `r` (0 when there is no spread and `x` is the mean; large when
+/// there is no spread and `x` is not).
+fn surprise(r: &Rolling, x: f64) -> f64 {
+    const FLAT: f64 = 10.0;
+    let (mean, std) = (r.mean(), r.std());
+    if std > 0.0 {
+        (x - mean).abs() / std
+    } else if x == mean {
+        0.0
+    } else {
+        FLAT
+    }
+}
+
+impl UnivariateDetector {
+    /// A fresh detector.
+    pub fn new(config: UnivariateConfig) -> Self {
+        UnivariateDetector {
+            values: Rolling::new(config.window),
+            changes: Rolling::new(config.window),
+            last: None,
+            recent: VecDeque::with_capacity(config.suppress + 1),
+            config,
+        }
+    }
+
+    /// Whether enough history has been seen to score.
+    pub fn warmed_up(&self) -> bool {
+        self.values.len() >= self.config.warm_up.max(2)
+    }
+
+    /// Scores `x` from earlier points only, then learns it.
+    pub fn update(&mut self, x: f64) -> Scored {
+        let expected = self.values.mean();
+        let change = self.last.map_or(0.0, |l| x - l);
+        let (level, delta) = if self.warmed_up() {
+            (
+                surprise(&self.values, x),
+                surprise(&self.changes, change) * self.config.change_weight,
+            )
+        } else {
+            (0.0, 0.0)
+        };
+        self.values.push(x);
+        self.changes.push(change);
+        self.last = Some(x);
+        let (s, cause) = if delta > level {
+            (delta, Cause::Change)
+        } else {
+            (level, Cause::Level)
+        };
+        let raw = s / (s + self.config.half_score);
+        let score = if self.recent.iter().all(|&r| raw > r) {
+            raw
+        } else {
+            0.0
+        };
+        if self.config.suppress > 0 {
+            if self.recent.len() == self.config.suppress {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(raw);
+        }
+        Scored {
+            score,
+            raw,
+            cause,
+            expected,
+        }
+    }
+}
+
+/// Scores every point of `values` from earlier points only.
+pub fn score_series(values: &[f64], config: &UnivariateConfig) -> Vec<f64> {
+    let mut d = UnivariateDetector::new(config.clone());
+    values.iter().map(|&v| d.update(v).score).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(i: usize) -> f64 {
+        // A deterministic wiggle in [-1, 1].
+        ((i as f64) * 1.7).sin()
+    }
+
+    #[test]
+    fn a_spike_scores_high_and_its_echo_is_suppressed() {
+        let mut d = UnivariateDetector::new(UnivariateConfig::default());
+        let mut quiet = 0.0f64;
+        for i in 0..500 {
+            quiet = quiet.max(d.update(10.0 + noise(i)).raw);
+        }
+        let spike = d.update(30.0);
+        assert!(
+            spike.score > 0.7 && spike.score > quiet,
+            "{spike:?} vs {quiet}"
+        );
+        assert_eq!(spike.cause, Cause::Level);
+        assert!((spike.expected - 10.0).abs() < 0.2);
+        // The same spike again shortly after is not a new maximum.
+        d.update(10.0);
+        assert_eq!(d.update(30.0).score, 0.0);
+    }
+
+    #[test]
+    fn a_sudden_step_in_a_trend_is_a_change() {
+        let mut d = UnivariateDetector::new(UnivariateConfig::default());
+        for i in 0..1000 {
+            d.update(i as f64 + 0.1 * noise(i));
+        }
+        // On a ramp the level is always far from the mean; the change is what stands out.
+        let s = d.update(1000.0 + 40.0);
+        assert_eq!(s.cause, Cause::Change);
+        assert!(s.raw > 0.9, "{s:?}");
+    }
+
+    #[test]
+    fn nothing_scores_before_warm_up_and_flat_series_stay_quiet() {
+        let mut d = UnivariateDetector::new(UnivariateConfig::default());
+        assert_eq!(d.update(5.0).raw, 0.0);
+        for _ in 0..100 {
+            assert_eq!(d.update(5.0).raw, 0.0);
+        }
+        assert!(d.update(6.0).raw > 0.7);
+    }
+}
