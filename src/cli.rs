@@ -54,6 +54,11 @@ pub struct NabArgs {
     /// Which detector scores the points.
     #[arg(long, value_enum, default_value_t = NabDetector::Vigil)]
     pub detector: NabDetector,
+    /// Score another detector's results instead of running one: a folder in NAB's results
+    /// layout for one detector (`DIR/<category>/<DIR's name>_<file>.csv` with an
+    /// `anomaly_score` column).
+    #[arg(long, conflicts_with_all = ["detector", "write_results"])]
+    pub score_results: Option<PathBuf>,
 }
 
 /// Detectors `vigil nab` can run.

@@ -67,6 +67,47 @@ fn write_results(
     Ok(())
 }
 
+/// Reads the `anomaly_score` column of each series' file in `dir`, NAB's results layout for
+/// the detector named like `dir`.
+fn read_results(dir: &Path, series: &[LabeledSeries]) -> anyhow::Result<Vec<Vec<f64>>> {
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("the results folder needs a name (the detector's)")?;
+    series
+        .iter()
+        .map(|s| {
+            let path = dir
+                .join(s.category())
+                .join(format!("{name}_{}.csv", s.stem()));
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let mut lines = text.lines();
+            let column = lines
+                .next()
+                .and_then(|h| h.split(',').position(|c| c.trim() == "anomaly_score"))
+                .with_context(|| format!("{}: no anomaly_score column", path.display()))?;
+            let scores = lines
+                .enumerate()
+                .map(|(i, line)| {
+                    line.split(',')
+                        .nth(column)
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .with_context(|| format!("{}:{}: no score", path.display(), i + 2))
+                })
+                .collect::<anyhow::Result<Vec<f64>>>()?;
+            anyhow::ensure!(
+                scores.len() == s.values.len(),
+                "{}: {} rows, the data has {}",
+                path.display(),
+                scores.len(),
+                s.values.len()
+            );
+            Ok(scores)
+        })
+        .collect()
+}
+
 /// Runs `vigil nab`.
 pub fn run(args: NabArgs) -> anyhow::Result<()> {
     let mut corpus = Corpus::load(&args.data)?;
@@ -77,16 +118,25 @@ pub fn run(args: NabArgs) -> anyhow::Result<()> {
     }
     anyhow::ensure!(!corpus.series.is_empty(), "no NAB files selected");
     let detector = args.detector;
-    let started = Instant::now();
-    let scores = detect(&corpus.series, detector);
-    let elapsed = started.elapsed();
     let rows: usize = corpus.series.iter().map(|s| s.values.len()).sum();
-    println!(
-        "NAB: {} files, {rows} rows, detector {} in {:.1} s",
-        corpus.series.len(),
-        detector.name(),
-        elapsed.as_secs_f64()
-    );
+    let files = corpus.series.len();
+    let scores = if let Some(dir) = &args.score_results {
+        let scores = read_results(dir, &corpus.series)?;
+        println!(
+            "NAB: {files} files, {rows} rows, results read from {}",
+            dir.display()
+        );
+        scores
+    } else {
+        let started = Instant::now();
+        let scores = detect(&corpus.series, detector);
+        println!(
+            "NAB: {files} files, {rows} rows, detector {} in {:.2} s",
+            detector.name(),
+            started.elapsed().as_secs_f64()
+        );
+        scores
+    };
     println!("{}", ProfileScore::HEADER);
     for p in PROFILES {
         println!("{}", score(&corpus.series, &scores, p));
