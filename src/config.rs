@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use vigil_collector::CollectorConfig;
 use vigil_dashboards::ApiConfig;
+use vigil_detectors::anomaly::runner::AnomalyConfig;
 use vigil_store::StoreConfig;
 use vigil_store::units::ByteSize;
 
@@ -76,6 +77,8 @@ pub struct VigilConfig {
     pub log: LogConfig,
     /// Rule evaluation.
     pub rules: RulesConfig,
+    /// The live anomaly detector.
+    pub anomaly: AnomalyConfig,
 }
 
 impl VigilConfig {

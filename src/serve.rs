@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tracing_subscriber::EnvFilter;
 use vigil_collector::Ingest;
 use vigil_dashboards::{ApiState, MetricsSource};
+use vigil_detectors::anomaly::runner::Detector;
 use vigil_detectors::eval::{Engine, RuleSource};
 use vigil_store::Store;
 
@@ -103,12 +104,24 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
         ));
         engine
     };
+    let detector = if config.anomaly.enabled {
+        let (detector, task) =
+            Detector::start(store.clone(), config.anomaly.clone(), shutdown.clone());
+        tasks.push(tokio::spawn(async move {
+            task.await.context("anomaly detector")
+        }));
+        detector
+    } else {
+        Detector::idle()
+    };
     let ready = Arc::new(AtomicBool::new(false));
     let ingest_stats = ingest.stats().clone();
     let rule_status = engine.clone();
+    let detector_status = detector.clone();
     let metrics: Vec<MetricsSource> = vec![
         Arc::new(move |out: &mut String| ingest_stats.render(out)),
         Arc::new(move |out: &mut String| rule_status.status().render(out)),
+        Arc::new(move |out: &mut String| detector_status.status().render(out)),
     ];
     let api = vigil_dashboards::router(ApiState {
         store: store.clone(),
@@ -116,6 +129,7 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
         metrics,
         ready: ready.clone(),
         rules: engine,
+        anomalies: detector,
     });
 
     let otlp = config.otlp.clone();

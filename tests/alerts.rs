@@ -11,7 +11,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::web::{get_json, get_text};
+use common::chaos::{FAST_EXPORT, api, chaos, fault_time};
+use common::web::get_text;
 use common::{Vigil, eventually, vigil_cli};
 use serde_json::Value;
 
@@ -50,18 +51,6 @@ groups:
         threshold: 0
 "#;
 
-const EXPORT_ENV: [(&str, &str); 2] = [
-    ("OTEL_BSP_SCHEDULE_DELAY", "200"),
-    ("OTEL_BLRP_SCHEDULE_DELAY", "200"),
-];
-
-fn api(vigil: &Vigil, path: &str) -> Value {
-    let (status, body) = get_json(&format!("http://{}{path}", vigil.api));
-    assert_eq!(status, 200, "{path}: {body}");
-    assert_eq!(body["status"], "success", "{path}: {body}");
-    body["data"].clone()
-}
-
 fn alerts(vigil: &Vigil, query: &str) -> Vec<Value> {
     api(vigil, &format!("/api/v1/alerts?{query}"))["alerts"]
         .as_array()
@@ -71,30 +60,6 @@ fn alerts(vigil: &Vigil, query: &str) -> Vec<Value> {
 
 fn time(v: &Value) -> DateTime<Utc> {
     v.as_str().unwrap().parse().unwrap()
-}
-
-fn chaos(gateway: &str, args: &[&str]) -> u64 {
-    let mut all = vec!["chaos", "--url", gateway];
-    all.extend(args);
-    let v: Value = serde_json::from_str(&vigil_cli(&all)).unwrap();
-    v["id"].as_u64().unwrap()
-}
-
-/// When fault `id` logged `action`, as Vigil stored it.
-fn fault_time(vigil: &Vigil, id: u64, action: &str) -> DateTime<Utc> {
-    let sql = format!(
-        "SELECT CAST(time AS VARCHAR) FROM logs WHERE attributes['chaos.fault_id'] = '{id}' \
-         AND attributes['chaos.action'] = '{action}'"
-    );
-    assert!(
-        eventually(Duration::from_secs(20), || !vigil.sql(&sql)["rows"]
-            .as_array()
-            .unwrap()
-            .is_empty()),
-        "fault {id} {action} was logged"
-    );
-    let text = vigil.scalar(&sql).as_str().unwrap().to_string();
-    format!("{}Z", text.trim_end_matches('Z')).parse().unwrap()
 }
 
 fn rule<'a>(rules: &'a Value, group: &str, name: &str) -> &'a Value {
@@ -127,7 +92,7 @@ fn rules_fire_resolve_page_and_reload() {
             "--rules",
             rules_file.to_str().unwrap(),
         ],
-        &EXPORT_ENV,
+        &FAST_EXPORT,
     );
     let gateway = vigil.gateway.clone().unwrap();
     let load_target = gateway.clone();

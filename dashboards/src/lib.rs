@@ -1,8 +1,9 @@
-//! Vigil's read side: the HTTP query API (SQL, traces, rules, alerts, SLOs), health and
+//! Vigil's read side: the HTTP query API (SQL, traces, rules, alerts, SLOs, anomalies), health and
 //! Prometheus self-metrics.
 //!
 //! Everything here reads through the store's DataFusion session; nothing here writes.
 
+pub mod anomalies_api;
 pub mod config;
 pub mod error;
 pub mod health;
@@ -27,6 +28,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/alerts", get(rules_api::alerts))
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/slos", get(rules_api::slos))
+        .route("/api/v1/anomalies", get(anomalies_api::anomalies))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

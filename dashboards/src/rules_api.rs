@@ -25,7 +25,8 @@ pub struct AlertFilter {
     pub severity: Option<String>,
 }
 
-fn success(data: Value) -> Json<Value> {
+/// The Prometheus API envelope around `data`.
+pub fn success(data: Value) -> Json<Value> {
     Json(json!({ "status": "success", "data": data }))
 }
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use vigil_detectors::anomaly::runner::Detector;
 use vigil_detectors::eval::Engine;
 use vigil_store::Store;
 
@@ -24,6 +25,8 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     /// The rule engine, for rules, alerts and SLOs.
     pub rules: Engine,
+    /// The live anomaly detector, for its status.
+    pub anomalies: Detector,
 }
 
 impl std::fmt::Debug for ApiState {

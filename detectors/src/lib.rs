@@ -7,5 +7,6 @@
 
 pub mod anomaly;
 pub mod eval;
+pub mod features;
 pub mod nab;
 pub mod rules;

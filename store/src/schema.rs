@@ -151,6 +151,40 @@ static ALERTS: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// Arrow type of a map from names to numbers: what `MapBuilder<StringBuilder, Float64Builder>`
+/// builds by default.
+pub fn numbers_type() -> DataType {
+    let entries = Field::new(
+        "entries",
+        DataType::Struct(Fields::from(vec![
+            Field::new("keys", DataType::Utf8, false),
+            Field::new("values", DataType::Float64, true),
+        ])),
+        false,
+    );
+    DataType::Map(Arc::new(entries), false)
+}
+
+/// The anomaly history: one row per series and window whose anomaly score reached the
+/// configured sensitivity. `operation` is empty for a service-wide series. The maps are keyed
+/// by feature name (`latency_p95`, `error_rate`…): each feature's share of the anomaly, the
+/// value its baseline expected and the value observed.
+static ANOMALIES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new(TIME, timestamp_type(), false),
+        Field::new(SERVICE_NAME, DataType::Utf8, false),
+        Field::new("operation", DataType::Utf8, false),
+        Field::new("window_start", timestamp_type(), false),
+        Field::new("score", DataType::Float64, false),
+        Field::new("detectors", DataType::Utf8, false),
+        Field::new("top_feature", DataType::Utf8, false),
+        Field::new("contributions", numbers_type(), false),
+        Field::new("expected", numbers_type(), false),
+        Field::new("observed", numbers_type(), false),
+        Field::new("trace_ids", list_type(DataType::Utf8), false),
+    ]))
+});
+
 /// The schema of `signal`'s table. Every batch handed to the store must have exactly this schema.
 pub fn schema(signal: Signal) -> SchemaRef {
     match signal {
@@ -158,6 +192,7 @@ pub fn schema(signal: Signal) -> SchemaRef {
         Signal::Logs => LOGS.clone(),
         Signal::Metrics => METRICS.clone(),
         Signal::Alerts => ALERTS.clone(),
+        Signal::Anomalies => ANOMALIES.clone(),
     }
 }
 
@@ -171,7 +206,7 @@ mod tests {
             let s = schema(signal);
             assert_eq!(s.field(0).name(), TIME);
             assert_eq!(s.field(1).name(), SERVICE_NAME);
-            if signal != Signal::Alerts {
+            if Signal::TELEMETRY.contains(&signal) {
                 assert_eq!(s.field(2).name(), TRACE_ID);
                 assert!(s.field_with_name("attributes").is_ok());
             }

@@ -1,4 +1,4 @@
-//! What the store keeps: the three telemetry signals plus the alert history, and the names
+//! What the store keeps: the three telemetry signals plus the alert and anomaly history, and the names
 //! their tables carry.
 
 use std::fmt;
@@ -14,17 +14,24 @@ pub enum Signal {
     Metrics,
     /// Alert state changes, table `alerts`: Vigil's own history, not telemetry.
     Alerts,
+    /// Anomalies the detectors found, table `anomalies`: Vigil's own history, not telemetry.
+    Anomalies,
 }
 
 impl Signal {
     /// How many there are.
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
 
     /// Every signal, in a fixed order (also the index order of per-signal arrays).
-    pub const ALL: [Signal; Signal::COUNT] =
-        [Signal::Spans, Signal::Logs, Signal::Metrics, Signal::Alerts];
+    pub const ALL: [Signal; Signal::COUNT] = [
+        Signal::Spans,
+        Signal::Logs,
+        Signal::Metrics,
+        Signal::Alerts,
+        Signal::Anomalies,
+    ];
 
-    /// The signals OTLP carries (every one but the alert history).
+    /// The signals OTLP carries (every one but Vigil's own histories).
     pub const TELEMETRY: [Signal; 3] = [Signal::Spans, Signal::Logs, Signal::Metrics];
 
     /// The SQL table name and the directory name under `parquet/`.
@@ -34,6 +41,7 @@ impl Signal {
             Signal::Logs => "logs",
             Signal::Metrics => "metrics",
             Signal::Alerts => "alerts",
+            Signal::Anomalies => "anomalies",
         }
     }
 

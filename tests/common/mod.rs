@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod chaos;
 pub mod nats;
 pub mod otlp;
 

@@ -2,9 +2,12 @@
 //! (`streaming.rs`), and the univariate detector that scores a series point by point from
 //! earlier points only (`univariate.rs`).
 
+pub mod history;
 pub mod iforest;
+pub mod monitor;
 pub mod rng;
 pub mod rolling;
+pub mod runner;
 pub mod streaming;
 pub mod univariate;
 

@@ -21,6 +21,24 @@ pub struct UnivariateConfig {
     pub suppress: usize,
     /// Points needed before anything is scored.
     pub warm_up: usize,
+    /// The smallest spread a surprise is measured in, so a series that barely moves does not
+    /// make a meaningless change look huge.
+    pub floor: NoiseFloor,
+}
+
+/// The smallest standard deviation assumed: `max(relative * |mean|, absolute)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct NoiseFloor {
+    /// Share of the mean's magnitude.
+    pub relative: f64,
+    /// In the series' unit.
+    pub absolute: f64,
+}
+
+impl NoiseFloor {
+    fn of(&self, mean: f64) -> f64 {
+        (self.relative * mean.abs()).max(self.absolute)
+    }
 }
 
 impl Default for UnivariateConfig {
@@ -31,6 +49,7 @@ impl Default for UnivariateConfig {
             half_score: 3.0,
             suppress: 400,
             warm_up: 2,
+            floor: NoiseFloor::default(),
         }
     }
 }
@@ -67,11 +86,11 @@ pub struct UnivariateDetector {
     recent: VecDeque<f64>,
 }
 
-/// `|x - mean| / std` over `r` (0 when there is no spread and `x` is the mean; large when
-/// there is no spread and `x` is not).
-fn surprise(r: &Rolling, x: f64) -> f64 {
+/// `|x - mean| / std` over `r`, with `std` at least `floor` (0 when there is no spread and `x`
+/// is the mean; large when there is no spread and `x` is not).
+fn surprise(r: &Rolling, x: f64, floor: f64) -> f64 {
     const FLAT: f64 = 10.0;
-    let (mean, std) = (r.mean(), r.std());
+    let (mean, std) = (r.mean(), r.std().max(floor));
     if std > 0.0 {
         (x - mean).abs() / std
     } else if x == mean {
@@ -103,9 +122,10 @@ impl UnivariateDetector {
         let expected = self.values.mean();
         let change = self.last.map_or(0.0, |l| x - l);
         let (level, delta) = if self.warmed_up() {
+            let floor = self.config.floor.of(expected);
             (
-                surprise(&self.values, x),
-                surprise(&self.changes, change) * self.config.change_weight,
+                surprise(&self.values, x, floor),
+                surprise(&self.changes, change, floor) * self.config.change_weight,
             )
         } else {
             (0.0, 0.0)

@@ -1,0 +1,384 @@
+//! Learns normal behaviour per series and scores each new window of features. Every feature
+//! has a univariate detector (level and change surprise against its rolling baseline); the
+//! series' whole feature vector, shingled over the last windows, has an isolation forest
+//! trained on its recent history. The ensemble score is the larger of the two, in [0, 1];
+//! contributions say which features made it.
+
+use std::collections::{HashMap, VecDeque};
+
+use linfa::traits::Fit;
+use ndarray::{Array2, ArrayView1};
+
+use super::iforest::{IsolationForest, IsolationForestParams, dataset};
+use super::univariate::{NoiseFloor, Scored, UnivariateConfig, UnivariateDetector};
+use crate::eval::Window;
+use crate::features::{Feature, Observation, SeriesKey};
+
+/// How series are learnt and scored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonitorConfig {
+    /// A window whose score reaches this is an anomaly.
+    pub sensitivity: f64,
+    /// Windows a series must have been seen before it can report anomalies.
+    pub warm_up: usize,
+    /// Windows of history the baselines and the forest learn from.
+    pub history: usize,
+    /// Windows per shingle (the current one and the ones before it).
+    pub shingle: usize,
+    /// Windows between refits of a series' forest.
+    pub refit_every: usize,
+    /// The forest's parameters.
+    pub forest: IsolationForestParams,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            sensitivity: 0.8,
+            warm_up: 30,
+            history: 360,
+            shingle: 3,
+            refit_every: 30,
+            forest: IsolationForestParams::default(),
+        }
+    }
+}
+
+/// The detectors an anomaly can come from.
+pub const DETECTORS: [&str; 2] = ["baseline", "iforest"];
+
+/// One series' anomalous window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Anomaly {
+    /// Which series.
+    pub key: SeriesKey,
+    /// Which window.
+    pub window: Window,
+    /// The ensemble score in [0, 1].
+    pub score: f64,
+    /// The detectors whose own score reached the sensitivity.
+    pub detectors: Vec<&'static str>,
+    /// The feature that contributed most.
+    pub top_feature: Feature,
+    /// Each measured feature's share of the anomaly (they add up to 1).
+    pub contributions: Vec<(Feature, f64)>,
+    /// Each measured feature's baseline.
+    pub expected: Vec<(Feature, f64)>,
+    /// Each measured feature's value.
+    pub observed: Vec<(Feature, f64)>,
+    /// Exemplar traces from the window.
+    pub trace_ids: Vec<String>,
+}
+
+/// What the monitor knows, for the API.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MonitorStatus {
+    /// Series with a model.
+    pub series: usize,
+    /// Series still warming up (no anomalies until they have `warm_up` windows).
+    pub warming_up: usize,
+    /// Windows the youngest-but-warmed series needs, per warming series: `(key, seen)`.
+    pub warming: Vec<(SeriesKey, usize)>,
+}
+
+type Row = [f64; Feature::COUNT];
+
+/// Appends the shingle of `len` rows ending with `row`, whose predecessors are
+/// `rows[..end]` (the oldest one repeats when there are too few).
+fn shingle(rows: &VecDeque<Row>, end: usize, row: &Row, len: usize, out: &mut Vec<f64>) {
+    let past = len - 1;
+    let start = end.saturating_sub(past);
+    for _ in 0..past.saturating_sub(end) {
+        out.extend_from_slice(rows.front().unwrap_or(row));
+    }
+    for r in rows.range(start..end) {
+        out.extend_from_slice(r);
+    }
+    out.extend_from_slice(row);
+}
+
+#[derive(Debug)]
+struct SeriesModel {
+    baselines: Vec<UnivariateDetector>,
+    /// Feature vectors of past windows, oldest first (unmeasured features carried forward).
+    rows: VecDeque<Row>,
+    last: Row,
+    forest: Option<IsolationForest>,
+    since_fit: usize,
+    seen: usize,
+    idle: usize,
+}
+
+impl SeriesModel {
+    fn new(config: &MonitorConfig, phase: usize) -> Self {
+        let baseline = |f: Feature| {
+            let (relative, absolute) = f.noise_floor();
+            UnivariateDetector::new(UnivariateConfig {
+                window: config.history,
+                suppress: 0,
+                floor: NoiseFloor { relative, absolute },
+                ..UnivariateConfig::default()
+            })
+        };
+        SeriesModel {
+            baselines: Feature::ALL.into_iter().map(baseline).collect(),
+            rows: VecDeque::with_capacity(config.history + 1),
+            last: [0.0; Feature::COUNT],
+            forest: None,
+            // Staggers refits so series created together do not all refit in one window.
+            since_fit: phase % config.refit_every.max(1),
+            seen: 0,
+            idle: 0,
+        }
+    }
+
+    fn refit(&mut self, config: &MonitorConfig) {
+        let len = config.shingle.max(1);
+        let width = len * Feature::COUNT;
+        let mut flat = Vec::with_capacity(self.rows.len() * width);
+        for (i, row) in self.rows.iter().enumerate() {
+            shingle(&self.rows, i, row, len, &mut flat);
+        }
+        if let Ok(x) = Array2::from_shape_vec((self.rows.len(), width), flat) {
+            self.forest = config.forest.fit(&dataset(x)).ok();
+        }
+        self.since_fit = 0;
+    }
+
+    fn observe(
+        &mut self,
+        config: &MonitorConfig,
+        o: &Observation,
+        window: Window,
+    ) -> Option<Anomaly> {
+        let mut row = self.last;
+        let mut scored: Vec<(Feature, Scored, f64)> = Vec::new();
+        for f in Feature::ALL {
+            if let Some(v) = o.values[f.index()] {
+                row[f.index()] = v;
+                scored.push((f, self.baselines[f.index()].update(v), v));
+            }
+        }
+        let forest = self.forest.as_ref().map(|forest| {
+            let mut x = Vec::with_capacity(config.shingle * Feature::COUNT);
+            shingle(
+                &self.rows,
+                self.rows.len(),
+                &row,
+                config.shingle.max(1),
+                &mut x,
+            );
+            forest.explain(ArrayView1::from(&x))
+        });
+        self.last = row;
+        self.rows.push_back(row);
+        if self.rows.len() > config.history {
+            self.rows.pop_front();
+        }
+        self.seen += 1;
+        self.since_fit += 1;
+        if self.rows.len() >= config.warm_up.min(config.history)
+            && self.since_fit >= config.refit_every
+        {
+            self.refit(config);
+        }
+        if self.seen <= config.warm_up {
+            return None;
+        }
+        let baseline = scored.iter().map(|(_, s, _)| s.raw).fold(0.0, f64::max);
+        let forest_score = forest.as_ref().map_or(0.0, |(s, _)| *s);
+        let score = baseline.max(forest_score);
+        if score < config.sensitivity || scored.is_empty() {
+            return None;
+        }
+        // Each detector's view of which features matter, weighted by its score.
+        let mut shares = [0.0; Feature::COUNT];
+        let total: f64 = scored.iter().map(|(_, s, _)| s.raw).sum();
+        for (f, s, _) in &scored {
+            if total > 0.0 {
+                shares[f.index()] += baseline * s.raw / total;
+            }
+        }
+        if let Some((s, per_dim)) = &forest {
+            for (d, c) in per_dim.iter().enumerate() {
+                shares[d % Feature::COUNT] += s * c;
+            }
+        }
+        let measured: Vec<Feature> = scored.iter().map(|(f, _, _)| *f).collect();
+        let sum: f64 = measured.iter().map(|f| shares[f.index()]).sum();
+        let contributions: Vec<(Feature, f64)> = measured
+            .iter()
+            .map(|f| {
+                (
+                    *f,
+                    if sum > 0.0 {
+                        shares[f.index()] / sum
+                    } else {
+                        0.0
+                    },
+                )
+            })
+            .collect();
+        let top_feature = contributions
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(measured[0], |(f, _)| *f);
+        let detectors = [baseline, forest_score]
+            .iter()
+            .zip(DETECTORS)
+            .filter(|(s, _)| **s >= config.sensitivity)
+            .map(|(_, d)| d)
+            .collect();
+        Some(Anomaly {
+            key: o.key.clone(),
+            window,
+            score,
+            detectors,
+            top_feature,
+            contributions,
+            expected: scored.iter().map(|(f, s, _)| (*f, s.expected)).collect(),
+            observed: scored.iter().map(|(f, _, v)| (*f, *v)).collect(),
+            trace_ids: o.trace_ids.clone(),
+        })
+    }
+}
+
+/// Every series' model.
+#[derive(Debug, Default)]
+pub struct Monitor {
+    config: MonitorConfig,
+    models: HashMap<SeriesKey, SeriesModel>,
+}
+
+impl Monitor {
+    /// A monitor that knows no series yet.
+    pub fn new(config: MonitorConfig) -> Self {
+        Monitor {
+            config,
+            models: HashMap::new(),
+        }
+    }
+
+    /// Scores one window: `observations` of the series with telemetry in it; every other
+    /// known series is observed idle (no requests). Series idle for a whole history are
+    /// forgotten. Returns the anomalies, ordered by series.
+    pub fn observe(&mut self, window: Window, observations: Vec<Observation>) -> Vec<Anomaly> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::with_capacity(observations.len());
+        for o in observations {
+            let phase = self.models.len();
+            let model = self
+                .models
+                .entry(o.key.clone())
+                .or_insert_with(|| SeriesModel::new(&self.config, phase));
+            model.idle = 0;
+            out.extend(model.observe(&self.config, &o, window));
+            seen.insert(o.key);
+        }
+        let config = &self.config;
+        for (key, model) in self.models.iter_mut().filter(|(k, _)| !seen.contains(*k)) {
+            model.idle += 1;
+            out.extend(model.observe(config, &Observation::idle(key.clone()), window));
+        }
+        self.models.retain(|_, m| m.idle <= config.history);
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+
+    /// Series known and warming up.
+    pub fn status(&self) -> MonitorStatus {
+        let mut warming: Vec<(SeriesKey, usize)> = self
+            .models
+            .iter()
+            .filter(|(_, m)| m.seen <= self.config.warm_up)
+            .map(|(k, m)| (k.clone(), m.seen))
+            .collect();
+        warming.sort();
+        MonitorStatus {
+            series: self.models.len(),
+            warming_up: warming.len(),
+            warming,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SeriesKey {
+        SeriesKey {
+            service: "payment".into(),
+            operation: String::new(),
+        }
+    }
+
+    /// A steady service: ~100 req/s, 1% errors, p50 20 ms, p95 40 ms, p99 60 ms, wiggling.
+    fn steady(i: usize, latency_factor: f64) -> Observation {
+        let w = ((i as f64) * 1.3).sin();
+        let mut o = Observation::empty(key());
+        o.values = [
+            Some(100.0 + 5.0 * w),
+            Some(0.01 + 0.002 * w),
+            Some((0.020 + 0.001 * w) * latency_factor),
+            Some((0.040 + 0.002 * w) * latency_factor),
+            Some((0.060 + 0.003 * w) * latency_factor),
+            Some(0.0),
+            None,
+        ];
+        o.trace_ids = vec![format!("{i:032x}")];
+        o
+    }
+
+    fn window(i: usize) -> Window {
+        let end = (i as i64 + 1) * 10_000_000_000;
+        Window {
+            start: end - 10_000_000_000,
+            end,
+        }
+    }
+
+    #[test]
+    fn steady_windows_are_quiet_and_a_latency_jump_is_explained_by_latency() {
+        let mut m = Monitor::new(MonitorConfig::default());
+        let mut quiet = Vec::new();
+        for i in 0..200 {
+            quiet.extend(m.observe(window(i), vec![steady(i, 1.0)]));
+        }
+        assert!(quiet.is_empty(), "{quiet:?}");
+        let found = m.observe(window(200), vec![steady(200, 5.0)]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        let a = &found[0];
+        assert!(a.score >= 0.8 && a.score <= 1.0, "{a:?}");
+        assert!(a.top_feature.name().starts_with("latency_"), "{a:?}");
+        let sum: f64 = a.contributions.iter().map(|(_, c)| c).sum();
+        assert!((sum - 1.0).abs() < 1e-9);
+        let expected = a.expected.iter().find(|(f, _)| *f == Feature::LatencyP95);
+        assert!(
+            expected.is_some_and(|(_, v)| (v - 0.040).abs() < 0.005),
+            "{a:?}"
+        );
+        assert_eq!(a.trace_ids, vec![format!("{:032x}", 200)]);
+    }
+
+    #[test]
+    fn nothing_is_reported_while_warming_up_and_silence_is_an_observation() {
+        let config = MonitorConfig::default();
+        let mut m = Monitor::new(config.clone());
+        for i in 0..config.warm_up {
+            assert!(
+                m.observe(window(i), vec![steady(i, if i == 20 { 10.0 } else { 1.0 })])
+                    .is_empty()
+            );
+        }
+        assert_eq!(m.status().warming_up, 1);
+        for i in config.warm_up..100 {
+            m.observe(window(i), vec![steady(i, 1.0)]);
+        }
+        assert_eq!(m.status().warming_up, 0);
+        // The service stops sending: its request rate drops to zero.
+        let found = m.observe(window(100), Vec::new());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].top_feature, Feature::RequestRate);
+    }
+}

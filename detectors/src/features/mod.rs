@@ -1,0 +1,121 @@
+//! Windowed features: per service (entry spans, error logs, consumer lag) and per
+//! (service, operation), one value per feature for each fixed window read from the store
+//! (`extract.rs`). Each window is read once, bounded by time, so history is never rescanned.
+
+pub mod extract;
+
+pub use extract::extract;
+
+/// What is measured per series and window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Feature {
+    /// Spans per second.
+    RequestRate,
+    /// Share of spans with status ERROR.
+    ErrorRate,
+    /// Median span duration, seconds.
+    LatencyP50,
+    /// 95th percentile span duration, seconds.
+    LatencyP95,
+    /// 99th percentile span duration, seconds.
+    LatencyP99,
+    /// Log records of severity ERROR or worse per second (service series only).
+    LogErrorRate,
+    /// Consumer lag, summed over the service's consumer groups (service series only).
+    ConsumerLag,
+}
+
+impl Feature {
+    /// Every feature, in vector order.
+    pub const ALL: [Feature; 7] = [
+        Feature::RequestRate,
+        Feature::ErrorRate,
+        Feature::LatencyP50,
+        Feature::LatencyP95,
+        Feature::LatencyP99,
+        Feature::LogErrorRate,
+        Feature::ConsumerLag,
+    ];
+
+    /// How many there are.
+    pub const COUNT: usize = Feature::ALL.len();
+
+    /// The name used in the API and the `anomalies` table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::RequestRate => "request_rate",
+            Feature::ErrorRate => "error_rate",
+            Feature::LatencyP50 => "latency_p50",
+            Feature::LatencyP95 => "latency_p95",
+            Feature::LatencyP99 => "latency_p99",
+            Feature::LogErrorRate => "log_error_rate",
+            Feature::ConsumerLag => "consumer_lag",
+        }
+    }
+
+    /// Position in [`Feature::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The smallest spread a change of this feature is measured against: `(relative to the
+    /// baseline, absolute)`. Smaller wobbles than this are noise, never anomalies.
+    pub fn noise_floor(self) -> (f64, f64) {
+        match self {
+            Feature::RequestRate => (0.05, 0.5),
+            Feature::ErrorRate => (0.0, 0.01),
+            Feature::LatencyP50 | Feature::LatencyP95 | Feature::LatencyP99 => (0.1, 0.001),
+            Feature::LogErrorRate => (0.1, 0.1),
+            Feature::ConsumerLag => (0.1, 1.0),
+        }
+    }
+
+    /// The value when a series had no telemetry in a window: rates are zero, the rest
+    /// unknown.
+    pub fn when_idle(self) -> Option<f64> {
+        match self {
+            Feature::RequestRate | Feature::LogErrorRate => Some(0.0),
+            _ => None,
+        }
+    }
+}
+
+/// A series: a service (empty `operation`) or one of its operations.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    /// `service.name`.
+    pub service: String,
+    /// Span name; empty for the service as a whole.
+    pub operation: String,
+}
+
+/// One series' features in one window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// Which series.
+    pub key: SeriesKey,
+    /// Values by [`Feature::index`]; none when not measured (no spans, no lag metric…).
+    pub values: [Option<f64>; Feature::COUNT],
+    /// Exemplar traces: the slowest span's and an error span's.
+    pub trace_ids: Vec<String>,
+}
+
+impl Observation {
+    /// An observation of `key` with nothing measured yet.
+    pub fn empty(key: SeriesKey) -> Self {
+        Observation {
+            key,
+            values: [None; Feature::COUNT],
+            trace_ids: Vec::new(),
+        }
+    }
+
+    /// What an idle series shows in a window without telemetry.
+    pub fn idle(key: SeriesKey) -> Self {
+        let mut o = Observation::empty(key);
+        for f in Feature::ALL {
+            o.values[f.index()] = f.when_idle();
+        }
+        o
+    }
+}

@@ -1,0 +1,153 @@
+//! Anomaly detection end to end: `vigil demo` under steady load learns each service's
+//! features; a latency fault injected on payment produces an anomaly on payment within 60 s
+//! whose top contributing feature is a latency, with exemplar traces and the expected and
+//! observed values, served by `GET /api/v1/anomalies` and stored in the `anomalies` table.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use common::chaos::{FAST_EXPORT, api, chaos, fault_time};
+use common::{Vigil, eventually, vigil_cli};
+use serde_json::Value;
+
+const CONFIG: &str = r#"
+[anomaly]
+window = "2s"
+delay = "1s"
+warm_up = 15
+"#;
+
+fn anomalies(vigil: &Vigil, query: &str) -> Vec<Value> {
+    api(vigil, &format!("/api/v1/anomalies?{query}"))["anomalies"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn payment_warmed(vigil: &Vigil) -> bool {
+    let d = &api(vigil, "/api/v1/anomalies")["detector"];
+    d["series"].as_u64().unwrap_or(0) > 0
+        && !d["warming"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["service"] == "payment")
+        && d["windows"].as_u64().unwrap_or(0) > 15
+}
+
+#[test]
+fn a_latency_fault_is_an_anomaly_explained_by_latency() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vigil.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let vigil = Vigil::demo(
+        &dir.path().join("data"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--metric-interval",
+            "1s",
+        ],
+        &FAST_EXPORT,
+    );
+    let gateway = vigil.gateway.clone().unwrap();
+    let target = gateway.clone();
+    let load = std::thread::spawn(move || {
+        vigil_cli(&[
+            "load",
+            "--target",
+            &target,
+            "--rate",
+            "20",
+            "--duration",
+            "110s",
+        ])
+    });
+
+    // Warm-up is reported, then every payment series has learnt its baseline.
+    let detector = &api(&vigil, "/api/v1/anomalies")["detector"];
+    assert_eq!(detector["enabled"], true, "{detector}");
+    assert_eq!(detector["warm_up_windows"], 15, "{detector}");
+    assert!(
+        eventually(Duration::from_secs(60), || payment_warmed(&vigil)),
+        "payment warmed up: {}",
+        api(&vigil, "/api/v1/anomalies")["detector"]
+    );
+    std::thread::sleep(Duration::from_secs(10));
+    let before = anomalies(&vigil, "limit=1000");
+    eprintln!(
+        "anomalies before the fault (all services): {}",
+        before.len()
+    );
+    for a in &before {
+        eprintln!(
+            "  {}/{} {:.2} {}",
+            a["service_name"], a["operation"], a["score"], a["top_feature"]
+        );
+    }
+
+    let id = chaos(
+        &gateway,
+        &[
+            "latency",
+            "--service",
+            "payment",
+            "--ms",
+            "150",
+            "--for",
+            "20s",
+        ],
+    );
+    let started = fault_time(&vigil, id, "start");
+    let t0 = Instant::now();
+    let since = started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut found: Option<Value> = None;
+    while t0.elapsed() < Duration::from_secs(70) && found.is_none() {
+        found = anomalies(&vigil, &format!("service=payment&start={since}&limit=1000"))
+            .into_iter()
+            .filter(|a| a["top_feature"].as_str().unwrap().starts_with("latency_"))
+            .min_by_key(|a| a["time"].as_str().unwrap().to_string());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let a = found.unwrap_or_else(|| {
+        panic!(
+            "no latency anomaly on payment; found: {:?}",
+            anomalies(&vigil, &format!("start={since}&limit=1000"))
+        )
+    });
+    let at: DateTime<Utc> = a["time"].as_str().unwrap().parse().unwrap();
+    let after = (at - started).num_milliseconds() as f64 / 1e3;
+    eprintln!("fault at {started}; anomaly window ending {at} (+{after:.1} s): {a}");
+    assert!(after <= 60.0, "anomaly {after:.1} s after the fault");
+    let score = a["score"].as_f64().unwrap();
+    assert!((0.8..=1.0).contains(&score), "{a}");
+    let top = a["top_feature"].as_str().unwrap();
+    assert!(
+        a["observed"][top].as_f64().unwrap() > a["expected"][top].as_f64().unwrap() + 0.1,
+        "the injected 150 ms shows in {top}: {a}"
+    );
+    let share = a["contributions"][top].as_f64().unwrap();
+    assert!(share > 0.0 && share <= 1.0, "{a}");
+    assert!(!a["trace_ids"].as_array().unwrap().is_empty(), "{a}");
+    assert!(!a["detectors"].as_str().unwrap().is_empty(), "{a}");
+    // The same rows are in the table, for SQL.
+    let rows = vigil.count(&format!(
+        "SELECT count(*) FROM anomalies WHERE service_name = 'payment' AND time >= '{since}'"
+    ));
+    assert!(rows >= 1);
+    // Filters apply.
+    assert!(anomalies(&vigil, &format!("service=no-such-service&start={since}")).is_empty());
+    assert!(
+        anomalies(
+            &vigil,
+            &format!("service=payment&min_score=1.0&start={since}")
+        )
+        .iter()
+        .all(|a| a["score"].as_f64().unwrap() >= 1.0)
+    );
+    load.join().unwrap();
+}
