@@ -5,7 +5,8 @@
 //! prost decode-only throughput of the same payload on one core. A second phase sends unique
 //! spans to a fresh server and compares Parquet bytes per span with OTLP bytes per span.
 //! `bench orders` drives `vigil demo` with the load generator (see `orders.rs`); `bench rules`
-//! times a rule evaluation interval over a large store (see `rules.rs`).
+//! times a rule evaluation interval over a large store (see `rules.rs`); `bench anomalies`
+//! times scoring a window of many series (see `anomalies.rs`).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -21,6 +22,7 @@ use prost::Message;
 
 use crate::cli::{BenchArgs, BenchWhat, IngestBenchArgs};
 
+mod anomalies;
 mod orders;
 mod payload;
 mod rules;
@@ -31,6 +33,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Ingest(a) => ingest(a).await,
         BenchWhat::Orders(a) => orders::run(a).await,
         BenchWhat::Rules(a) => rules::run(a).await,
+        BenchWhat::Anomalies(a) => anomalies::run(a),
     }
 }
 

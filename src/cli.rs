@@ -317,6 +317,23 @@ pub enum BenchWhat {
     /// One rule evaluation interval (SLI, SQL and SLO rules) over a store of synthetic spans,
     /// against a full scan of the same spans.
     Rules(RulesBenchArgs),
+    /// Scoring one anomaly-detection window of many series (baselines and forests), and
+    /// the training that follows it.
+    Anomalies(AnomalyBenchArgs),
+}
+
+/// `vigil bench anomalies`.
+#[derive(Debug, Args)]
+pub struct AnomalyBenchArgs {
+    /// Series scored per window.
+    #[arg(long, default_value_t = 1000)]
+    pub series: usize,
+    /// Windows of history each series has (filled before measuring).
+    #[arg(long, default_value_t = 360)]
+    pub history: usize,
+    /// Windows measured.
+    #[arg(long, default_value_t = 60)]
+    pub windows: usize,
 }
 
 /// `vigil bench rules`.

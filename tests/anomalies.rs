@@ -151,3 +151,27 @@ fn a_latency_fault_is_an_anomaly_explained_by_latency() {
     );
     load.join().unwrap();
 }
+
+/// `vigil bench anomalies` at a small scale: it fills every series' history, then reports
+/// scoring and training per window (the figures themselves are for the benchmark's own runs).
+#[test]
+fn the_anomaly_bench_runs_and_reports() {
+    let out = vigil_cli(&[
+        "bench",
+        "anomalies",
+        "--series",
+        "50",
+        "--history",
+        "40",
+        "--windows",
+        "5",
+    ]);
+    for line in [
+        "anomaly scoring: 50 series x 7 features, history 40 windows",
+        "scoring per window (one thread): median",
+        "training per window",
+        "anomalies reported on steady synthetic load: 0",
+    ] {
+        assert!(out.contains(line), "{line:?} missing in:\n{out}");
+    }
+}

@@ -60,48 +60,65 @@ impl Default for IsolationForestParams {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Node {
-    Split {
-        feature: usize,
-        value: f64,
-        left: Box<Node>,
-        right: Box<Node>,
-    },
-    Leaf {
-        size: usize,
-    },
+/// One node of a tree stored in pre-order: a split's left child is the next node, its right
+/// child at `right`. A leaf has `feature == LEAF` and the points it holds in `right`. Trees
+/// are contiguous arrays of 16-byte nodes, so scoring walks memory that is close together.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    value: f64,
+    feature: u32,
+    right: u32,
 }
+
+/// `Node::feature` of a leaf.
+const LEAF: u32 = u32::MAX;
 
 /// A fitted forest.
 #[derive(Debug, Clone)]
 pub struct IsolationForest {
-    trees: Vec<Node>,
+    trees: Vec<Vec<Node>>,
     /// `c(ψ)`, the normaliser of path lengths.
     norm: f64,
     features: usize,
 }
 
-fn build(data: &[Vec<f64>], rows: &mut [usize], depth: usize, limit: usize, rng: &mut Rng) -> Node {
+fn leaf(tree: &mut Vec<Node>, size: usize) {
+    tree.push(Node {
+        value: 0.0,
+        feature: LEAF,
+        right: u32::try_from(size).unwrap_or(u32::MAX),
+    });
+}
+
+/// Appends the subtree isolating `rows` to `tree`, in pre-order.
+fn build(
+    tree: &mut Vec<Node>,
+    data: &[Vec<f64>],
+    rows: &mut [usize],
+    depth: usize,
+    limit: usize,
+    rng: &mut Rng,
+) {
     if depth >= limit || rows.len() <= 1 {
-        return Node::Leaf { size: rows.len() };
+        return leaf(tree, rows.len());
     }
-    let features = data[rows[0]].len();
-    // Features that still vary among these rows.
-    let ranges: Vec<(usize, f64, f64)> = (0..features)
-        .filter_map(|f| {
-            let (lo, hi) = rows
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &r| {
-                    (lo.min(data[r][f]), hi.max(data[r][f]))
-                });
-            (hi > lo).then_some((f, lo, hi))
-        })
-        .collect();
-    if ranges.is_empty() {
-        return Node::Leaf { size: rows.len() };
-    }
-    let (feature, lo, hi) = ranges[rng.below(ranges.len())];
+    // A random feature among those that still vary here: draw without replacement until one
+    // does (usually the first), so a node costs one pass over its rows, not one per feature.
+    let mut candidates: Vec<usize> = (0..data[rows[0]].len()).collect();
+    let (feature, lo, hi) = loop {
+        if candidates.is_empty() {
+            return leaf(tree, rows.len());
+        }
+        let f = candidates.swap_remove(rng.below(candidates.len()));
+        let (lo, hi) = rows
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &r| {
+                (lo.min(data[r][f]), hi.max(data[r][f]))
+            });
+        if hi > lo {
+            break (f, lo, hi);
+        }
+    };
     let value = lo + rng.unit() * (hi - lo);
     let mut split = 0;
     for i in 0..rows.len() {
@@ -110,43 +127,54 @@ fn build(data: &[Vec<f64>], rows: &mut [usize], depth: usize, limit: usize, rng:
             split += 1;
         }
     }
-    let (l, r) = rows.split_at_mut(split);
-    Node::Split {
-        feature,
+    let at = tree.len();
+    tree.push(Node {
         value,
-        left: Box::new(build(data, l, depth + 1, limit, rng)),
-        right: Box::new(build(data, r, depth + 1, limit, rng)),
-    }
+        feature: u32::try_from(feature).unwrap_or(LEAF - 1),
+        right: 0,
+    });
+    let (l, r) = rows.split_at_mut(split);
+    build(tree, data, l, depth + 1, limit, rng);
+    tree[at].right = u32::try_from(tree.len()).unwrap_or(u32::MAX);
+    build(tree, data, r, depth + 1, limit, rng);
 }
 
-impl Node {
-    /// `h(x)`: edges to the leaf, plus `c(size)` for the points the leaf did not separate.
-    /// Also counts, per feature, the splits on the way (for contributions).
-    fn path(&self, x: ArrayView1<f64>, splits: &mut [f64]) -> f64 {
-        let mut node = self;
-        let mut depth = 0.0;
-        loop {
-            match node {
-                Node::Leaf { size } => return depth + average_path_length(*size),
-                Node::Split {
-                    feature,
-                    value,
-                    left,
-                    right,
-                } => {
-                    splits[*feature] += 1.0;
-                    node = if x[*feature] < *value { left } else { right };
-                    depth += 1.0;
-                }
-            }
+/// `h(x)` in `tree`: edges to the leaf, plus `c(size)` for the points the leaf did not
+/// separate. `on_split` is told the feature of every split on the way (for contributions).
+fn path(tree: &[Node], x: ArrayView1<f64>, mut on_split: impl FnMut(usize)) -> f64 {
+    let mut i = 0;
+    let mut depth = 0.0;
+    while let Some(node) = tree.get(i) {
+        if node.feature == LEAF {
+            return depth + average_path_length(node.right as usize);
         }
+        let f = node.feature as usize;
+        on_split(f);
+        i = if x[f] < node.value {
+            i + 1
+        } else {
+            node.right as usize
+        };
+        depth += 1.0;
     }
+    depth
 }
 
 impl IsolationForest {
     /// The anomaly score of `x` in (0, 1]: near 1 is anomalous, below 0.5 normal.
     pub fn score(&self, x: ArrayView1<f64>) -> f64 {
-        self.explain(x).0
+        let total: f64 = self.trees.iter().map(|t| path(t, x, |_| {})).sum();
+        self.normalise(total)
+    }
+
+    /// `2^(-E[h] / c(ψ))` from the summed path lengths.
+    fn normalise(&self, total: f64) -> f64 {
+        let mean = total / self.trees.len().max(1) as f64;
+        if self.norm > 0.0 {
+            2f64.powf(-mean / self.norm)
+        } else {
+            0.5
+        }
     }
 
     /// The score of `x` and each feature's share of the splits that isolated it, weighted
@@ -154,27 +182,21 @@ impl IsolationForest {
     pub fn explain(&self, x: ArrayView1<f64>) -> (f64, Vec<f64>) {
         let mut contributions = vec![0.0; self.features];
         let mut total = 0.0;
-        let mut splits = vec![0.0; self.features];
+        let mut on_path = Vec::with_capacity(16);
         for tree in &self.trees {
-            splits.iter_mut().for_each(|s| *s = 0.0);
-            let h = tree.path(x, &mut splits);
+            on_path.clear();
+            let h = path(tree, x, |f| on_path.push(f));
             total += h;
             let weight = 1.0 / h.max(1.0);
-            for (c, s) in contributions.iter_mut().zip(&splits) {
-                *c += s * weight;
+            for f in &on_path {
+                contributions[*f] += weight;
             }
         }
-        let mean = total / self.trees.len().max(1) as f64;
         let sum: f64 = contributions.iter().sum();
         if sum > 0.0 {
             contributions.iter_mut().for_each(|c| *c /= sum);
         }
-        let score = if self.norm > 0.0 {
-            2f64.powf(-mean / self.norm)
-        } else {
-            0.5
-        };
-        (score, contributions)
+        (self.normalise(total), contributions)
     }
 }
 
@@ -208,7 +230,9 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, IForestError> for Isolati
                     all.swap(i, j);
                 }
                 let mut rows = all[..psi].to_vec();
-                build(&data, &mut rows, 0, limit, &mut rng)
+                let mut tree = Vec::with_capacity(2 * psi);
+                build(&mut tree, &data, &mut rows, 0, limit, &mut rng);
+                tree
             })
             .collect();
         Ok(IsolationForest {

@@ -27,7 +27,9 @@ pub struct MonitorConfig {
     pub shingle: usize,
     /// Windows between refits of a series' forest.
     pub refit_every: usize,
-    /// The forest's parameters.
+    /// The forest's parameters. Smaller than the paper's defaults: a series keeps its own
+    /// forest, and 50 trees of 128 samples (about 100 KiB) instead of 100 of 256 (about
+    /// 800 KiB) keeps a thousand series in memory and in the scoring budget.
     pub forest: IsolationForestParams,
 }
 
@@ -39,7 +41,11 @@ impl Default for MonitorConfig {
             history: 360,
             shingle: 3,
             refit_every: 30,
-            forest: IsolationForestParams::default(),
+            forest: IsolationForestParams {
+                trees: 50,
+                sample_size: 128,
+                ..IsolationForestParams::default()
+            },
         }
     }
 }
@@ -105,6 +111,9 @@ struct SeriesModel {
     last: Row,
     forest: Option<IsolationForest>,
     since_fit: usize,
+    /// Offset of this series' refits, so series created together do not all refit in the
+    /// same window.
+    phase: usize,
     seen: usize,
     idle: usize,
 }
@@ -125,11 +134,17 @@ impl SeriesModel {
             rows: VecDeque::with_capacity(config.history + 1),
             last: [0.0; Feature::COUNT],
             forest: None,
-            // Staggers refits so series created together do not all refit in one window.
-            since_fit: phase % config.refit_every.max(1),
+            since_fit: 0,
+            phase: phase % config.refit_every.max(1),
             seen: 0,
             idle: 0,
         }
+    }
+
+    /// Whether the forest is due to be (re)fitted on the current history.
+    fn refit_due(&self, config: &MonitorConfig) -> bool {
+        self.rows.len() >= config.warm_up.min(config.history).max(2)
+            && (self.forest.is_none() || self.since_fit >= config.refit_every)
     }
 
     fn refit(&mut self, config: &MonitorConfig) {
@@ -139,10 +154,11 @@ impl SeriesModel {
         for (i, row) in self.rows.iter().enumerate() {
             shingle(&self.rows, i, row, len, &mut flat);
         }
+        let first = self.forest.is_none();
         if let Ok(x) = Array2::from_shape_vec((self.rows.len(), width), flat) {
             self.forest = config.forest.fit(&dataset(x)).ok();
         }
-        self.since_fit = 0;
+        self.since_fit = if first { self.phase } else { 0 };
     }
 
     fn observe(
@@ -177,11 +193,6 @@ impl SeriesModel {
         }
         self.seen += 1;
         self.since_fit += 1;
-        if self.rows.len() >= config.warm_up.min(config.history)
-            && self.since_fit >= config.refit_every
-        {
-            self.refit(config);
-        }
         if self.seen <= config.warm_up {
             return None;
         }
@@ -199,7 +210,8 @@ impl SeriesModel {
                 shares[f.index()] += baseline * s.raw / total;
             }
         }
-        if let Some((s, per_dim)) = &forest {
+        if let (Some(model), Some((s, x))) = (&self.forest, &forest) {
+            let (_, per_dim) = model.explain(ArrayView1::from(x));
             for (d, c) in per_dim.iter().enumerate() {
                 shares[d % Feature::COUNT] += s * c;
             }
@@ -285,6 +297,19 @@ impl Monitor {
         out
     }
 
+    /// Refits the forests that are due (each series every `refit_every` windows, staggered).
+    /// Kept apart from [`Monitor::observe`] so a window's scores never wait for training;
+    /// returns how many were refitted.
+    pub fn refit_due(&mut self) -> usize {
+        let config = &self.config;
+        let mut n = 0;
+        for m in self.models.values_mut().filter(|m| m.refit_due(config)) {
+            m.refit(config);
+            n += 1;
+        }
+        n
+    }
+
     /// Series known and warming up.
     pub fn status(&self) -> MonitorStatus {
         let mut warming: Vec<(SeriesKey, usize)> = self
@@ -330,6 +355,13 @@ mod tests {
         o
     }
 
+    /// One window as the runner handles it: score, then refit what is due.
+    fn step(m: &mut Monitor, i: usize, observations: Vec<Observation>) -> Vec<Anomaly> {
+        let out = m.observe(window(i), observations);
+        m.refit_due();
+        out
+    }
+
     fn window(i: usize) -> Window {
         let end = (i as i64 + 1) * 10_000_000_000;
         Window {
@@ -343,10 +375,10 @@ mod tests {
         let mut m = Monitor::new(MonitorConfig::default());
         let mut quiet = Vec::new();
         for i in 0..200 {
-            quiet.extend(m.observe(window(i), vec![steady(i, 1.0)]));
+            quiet.extend(step(&mut m, i, vec![steady(i, 1.0)]));
         }
         assert!(quiet.is_empty(), "{quiet:?}");
-        let found = m.observe(window(200), vec![steady(200, 5.0)]);
+        let found = step(&mut m, 200, vec![steady(200, 5.0)]);
         assert_eq!(found.len(), 1, "{found:?}");
         let a = &found[0];
         assert!(a.score >= 0.8 && a.score <= 1.0, "{a:?}");
@@ -366,18 +398,15 @@ mod tests {
         let config = MonitorConfig::default();
         let mut m = Monitor::new(config.clone());
         for i in 0..config.warm_up {
-            assert!(
-                m.observe(window(i), vec![steady(i, if i == 20 { 10.0 } else { 1.0 })])
-                    .is_empty()
-            );
+            assert!(step(&mut m, i, vec![steady(i, if i == 20 { 10.0 } else { 1.0 })]).is_empty());
         }
         assert_eq!(m.status().warming_up, 1);
         for i in config.warm_up..100 {
-            m.observe(window(i), vec![steady(i, 1.0)]);
+            step(&mut m, i, vec![steady(i, 1.0)]);
         }
         assert_eq!(m.status().warming_up, 0);
         // The service stops sending: its request rate drops to zero.
-        let found = m.observe(window(100), Vec::new());
+        let found = step(&mut m, 100, Vec::new());
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].top_feature, Feature::RequestRate);
     }

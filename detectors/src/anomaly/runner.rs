@@ -256,16 +256,28 @@ async fn score(
     })
     .await
     .map_err(|e| format!("scoring panicked: {e}"))?;
-    *monitor = Some(m);
     for a in &anomalies {
         tracing::info!(service = %a.key.service, operation = %a.key.operation, score = a.score, top = a.top_feature.name(), "anomaly");
     }
-    if !anomalies.is_empty() {
-        let batch = anomalies_batch(&anomalies).map_err(|e| e.to_string())?;
-        store
-            .append(Signal::Anomalies, batch)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    Ok((anomalies.len() as u64, status))
+    let written = if anomalies.is_empty() {
+        Ok(())
+    } else {
+        match anomalies_batch(&anomalies) {
+            Ok(batch) => store
+                .append(Signal::Anomalies, batch)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    // Training happens once the window's anomalies are out, so it never delays them.
+    let m = tokio::task::spawn_blocking(move || {
+        let mut m = m;
+        m.refit_due();
+        m
+    })
+    .await
+    .map_err(|e| format!("refitting panicked: {e}"))?;
+    *monitor = Some(m);
+    written.map(|()| (anomalies.len() as u64, status))
 }
