@@ -89,8 +89,10 @@ async fn steady_load(config: LoadConfig) {
 
 /// Runs the demo until interrupted.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let config = serve::resolve_config(&args.serve)?;
+    let mut config = serve::resolve_config(&args.serve)?;
     serve::init_logging(&config)?;
+    // The demo shows anomaly detection unless the configuration turns it off.
+    config.anomaly.enabled.get_or_insert(true);
     // The sample services' rules are built in, unless rule files were given.
     let rules = RuleSource {
         embedded: config.rules.files.is_empty().then(|| {

@@ -104,7 +104,7 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
         ));
         engine
     };
-    let detector = if config.anomaly.enabled {
+    let detector = if config.anomaly.enabled == Some(true) {
         let (detector, task) =
             Detector::start(store.clone(), config.anomaly.clone(), shutdown.clone());
         tasks.push(tokio::spawn(async move {

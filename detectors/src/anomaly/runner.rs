@@ -21,8 +21,10 @@ use crate::features::extract;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnomalyConfig {
-    /// Whether to run it.
-    pub enabled: bool,
+    /// Whether to run it. Unset: on in `vigil demo`, off in `vigil serve` (its window reads
+    /// are not yet counted against `[limits] memory_limit`, so under overload they add to
+    /// the memory in use).
+    pub enabled: Option<bool>,
     /// Length of each feature window.
     pub window: HumanDuration,
     /// How long after a window ends it is read, so late telemetry is included.
@@ -39,7 +41,7 @@ impl Default for AnomalyConfig {
     fn default() -> Self {
         let m = MonitorConfig::default();
         AnomalyConfig {
-            enabled: true,
+            enabled: None,
             window: HumanDuration(Duration::from_secs(10)),
             delay: HumanDuration(Duration::from_secs(2)),
             sensitivity: m.sensitivity,

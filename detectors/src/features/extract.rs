@@ -3,104 +3,92 @@
 
 use std::collections::BTreeMap;
 
+use arrow::array::Array;
 use datafusion::prelude::SessionContext;
 
 use super::{Feature, Observation, SeriesKey};
 use crate::eval::group::CONSUMER_LAG_METRIC;
-use crate::eval::quantile::exact;
 use crate::eval::{EvalError, Window, floats, metrics, strings, text};
 use crate::rules::model::{Aggregation, MetricSelector, SpanSelector};
 
 /// Severity number of ERROR in OpenTelemetry's log data model.
 const ERROR_SEVERITY: i32 = 17;
 
-/// The spans of one series in one window.
-#[derive(Debug, Default)]
-struct Acc {
-    count: u64,
-    errors: u64,
-    durations: Vec<f64>,
-    slowest: Option<(f64, String)>,
-    error_trace: Option<String>,
+/// The aggregate of one window's spans per series, computed by the query engine as it
+/// streams the window (t-digest percentiles), so memory is bounded by the number of series,
+/// never by the number of spans. `operation` is the span name, or `''` for entry spans
+/// (SERVER and CONSUMER) aggregated per service.
+fn span_query(window: Window, per_service: bool) -> String {
+    let (operation, filter, group) = if per_service {
+        (
+            "''",
+            " AND span_kind IN ('SERVER', 'CONSUMER')",
+            "service_name",
+        )
+    } else {
+        ("span_name", "", "service_name, span_name")
+    };
+    format!(
+        "SELECT service_name, {operation} AS operation, count(*) AS n, \
+         sum(CASE WHEN status_code = 'ERROR' THEN 1 ELSE 0 END) AS errors, \
+         approx_percentile_cont(duration_ns, 0.5) AS p50, \
+         approx_percentile_cont(duration_ns, 0.95) AS p95, \
+         approx_percentile_cont(duration_ns, 0.99) AS p99, \
+         first_value(trace_id ORDER BY duration_ns DESC) AS slowest, \
+         max(CASE WHEN status_code = 'ERROR' THEN trace_id END) AS error_trace \
+         FROM spans WHERE {}{filter} GROUP BY {group}",
+        window.sql()
+    )
 }
 
-impl Acc {
-    fn add(&mut self, seconds: f64, error: bool, trace: &str) {
-        self.count += 1;
-        self.durations.push(seconds);
-        if error {
-            self.errors += 1;
-            if self.error_trace.is_none() && !trace.is_empty() {
-                self.error_trace = Some(trace.to_string());
+/// Adds one observation per row of `span_query`'s answer to `out`.
+async fn span_features(
+    ctx: &SessionContext,
+    sql: &str,
+    seconds: f64,
+    out: &mut BTreeMap<SeriesKey, Observation>,
+) -> Result<(), EvalError> {
+    for b in ctx.sql(sql).await?.collect().await? {
+        let (service, operation) = (strings(&b, "service_name")?, strings(&b, "operation")?);
+        let (n, errors) = (floats(&b, "n")?, floats(&b, "errors")?);
+        let quantiles = [floats(&b, "p50")?, floats(&b, "p95")?, floats(&b, "p99")?];
+        let (slowest, error_trace) = (strings(&b, "slowest")?, strings(&b, "error_trace")?);
+        for i in 0..b.num_rows() {
+            let key = SeriesKey {
+                service: text(&service, i).to_string(),
+                operation: text(&operation, i).to_string(),
+            };
+            let mut o = Observation::empty(key.clone());
+            let count = n.value(i);
+            o.values[Feature::RequestRate.index()] = Some(count / seconds);
+            o.values[Feature::ErrorRate.index()] = Some(errors.value(i) / count.max(1.0));
+            let latencies = [
+                Feature::LatencyP50,
+                Feature::LatencyP95,
+                Feature::LatencyP99,
+            ];
+            for (f, q) in latencies.into_iter().zip(&quantiles) {
+                o.values[f.index()] = (!q.is_null(i)).then(|| q.value(i) / 1e9);
             }
-        }
-        if !trace.is_empty() && self.slowest.as_ref().is_none_or(|(d, _)| seconds > *d) {
-            self.slowest = Some((seconds, trace.to_string()));
+            for t in [text(&slowest, i), text(&error_trace, i)] {
+                if !t.is_empty() && !o.trace_ids.iter().any(|x| x == t) {
+                    o.trace_ids.push(t.to_string());
+                }
+            }
+            out.insert(key, o);
         }
     }
-
-    fn observe(mut self, key: SeriesKey, seconds: f64) -> Observation {
-        let mut o = Observation::empty(key);
-        let mut set = |f: Feature, v: Option<f64>| o.values[f.index()] = v;
-        set(Feature::RequestRate, Some(self.count as f64 / seconds));
-        set(
-            Feature::ErrorRate,
-            Some(self.errors as f64 / self.count.max(1) as f64),
-        );
-        set(Feature::LatencyP50, exact(&mut self.durations, 0.5));
-        set(Feature::LatencyP95, exact(&mut self.durations, 0.95));
-        set(Feature::LatencyP99, exact(&mut self.durations, 0.99));
-        o.trace_ids.extend(self.slowest.map(|(_, t)| t));
-        o.trace_ids.extend(self.error_trace);
-        o.trace_ids.dedup();
-        o
-    }
-}
-
-/// Whether a span of `kind` is where a request enters its service.
-fn is_entry(kind: &str) -> bool {
-    kind == "SERVER" || kind == "CONSUMER"
+    Ok(())
 }
 
 /// Every series with telemetry in `window`, ordered by service then operation (the service
 /// series first).
 pub async fn extract(ctx: &SessionContext, window: Window) -> Result<Vec<Observation>, EvalError> {
     let seconds = window.seconds().max(f64::MIN_POSITIVE);
-    let mut series: BTreeMap<SeriesKey, Acc> = BTreeMap::new();
-    let sql = format!(
-        "SELECT service_name, span_name, span_kind, status_code, duration_ns, trace_id \
-         FROM spans WHERE {}",
-        window.sql()
-    );
-    for b in ctx.sql(&sql).await?.collect().await? {
-        let service = strings(&b, "service_name")?;
-        let operation = strings(&b, "span_name")?;
-        let kind = strings(&b, "span_kind")?;
-        let status = strings(&b, "status_code")?;
-        let duration = floats(&b, "duration_ns")?;
-        let trace = strings(&b, "trace_id")?;
-        for i in 0..b.num_rows() {
-            let seconds = duration.value(i) / 1e9;
-            let error = text(&status, i) == "ERROR";
-            let (svc, trace) = (text(&service, i), text(&trace, i));
-            let key = SeriesKey {
-                service: svc.to_string(),
-                operation: text(&operation, i).to_string(),
-            };
-            series.entry(key).or_default().add(seconds, error, trace);
-            if is_entry(text(&kind, i)) {
-                let key = SeriesKey {
-                    service: svc.to_string(),
-                    operation: String::new(),
-                };
-                series.entry(key).or_default().add(seconds, error, trace);
-            }
-        }
+    let mut out: BTreeMap<SeriesKey, Observation> = BTreeMap::new();
+    for per_service in [false, true] {
+        span_features(ctx, &span_query(window, per_service), seconds, &mut out).await?;
     }
-    let mut out: BTreeMap<SeriesKey, Observation> = series
-        .into_iter()
-        .map(|(k, acc)| (k.clone(), acc.observe(k, seconds)))
-        .collect();
     let service = |name: &str| SeriesKey {
         service: name.to_string(),
         operation: String::new(),
