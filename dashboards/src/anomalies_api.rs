@@ -4,11 +4,11 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vigil_detectors::anomaly::runner::DetectorStatus;
-use vigil_detectors::eval::quote;
+use vigil_detectors::eval::{Window, nanos, quote};
 
 use crate::error::ApiError;
 use crate::json::objects;
@@ -42,10 +42,6 @@ pub struct AnomalyFilter {
     pub limit: Option<usize>,
 }
 
-fn time(t: DateTime<Utc>) -> String {
-    quote(&t.to_rfc3339_opts(SecondsFormat::Nanos, true))
-}
-
 /// The SQL answering `f`.
 fn query(f: &AnomalyFilter) -> Result<String, ApiError> {
     let end = f.end.unwrap_or_else(Utc::now);
@@ -56,11 +52,11 @@ fn query(f: &AnomalyFilter) -> Result<String, ApiError> {
             "start must be before end",
         ));
     }
-    let mut sql = format!(
-        "SELECT * FROM anomalies WHERE time >= {} AND time < {}",
-        time(start),
-        time(end)
-    );
+    let window = Window {
+        start: nanos(start),
+        end: nanos(end),
+    };
+    let mut sql = format!("SELECT * FROM anomalies WHERE {}", window.sql());
     for (column, value) in [
         ("service_name", &f.service),
         ("operation", &f.operation),

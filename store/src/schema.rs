@@ -22,17 +22,23 @@ pub fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
 }
 
-/// Arrow type of every attribute column: what `arrow::array::MapBuilder` builds by default.
-pub fn attributes_type() -> DataType {
+/// Arrow type of a map from strings to `values`: what `arrow::array::MapBuilder` builds by
+/// default.
+fn map_type(values: DataType) -> DataType {
     let entries = Field::new(
         "entries",
         DataType::Struct(Fields::from(vec![
             Field::new("keys", DataType::Utf8, false),
-            Field::new("values", DataType::Utf8, true),
+            Field::new("values", values, true),
         ])),
         false,
     );
     DataType::Map(Arc::new(entries), false)
+}
+
+/// Arrow type of every attribute column: a map from strings to strings.
+pub fn attributes_type() -> DataType {
+    map_type(DataType::Utf8)
 }
 
 /// Arrow type of a list column of `item`: what `arrow::array::ListBuilder` builds by default.
@@ -151,18 +157,9 @@ static ALERTS: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-/// Arrow type of a map from names to numbers: what `MapBuilder<StringBuilder, Float64Builder>`
-/// builds by default.
+/// Arrow type of a map from names to numbers.
 pub fn numbers_type() -> DataType {
-    let entries = Field::new(
-        "entries",
-        DataType::Struct(Fields::from(vec![
-            Field::new("keys", DataType::Utf8, false),
-            Field::new("values", DataType::Float64, true),
-        ])),
-        false,
-    );
-    DataType::Map(Arc::new(entries), false)
+    map_type(DataType::Float64)
 }
 
 /// The anomaly history: one row per series and window whose anomaly score reached the

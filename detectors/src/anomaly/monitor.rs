@@ -83,7 +83,7 @@ pub struct MonitorStatus {
     pub series: usize,
     /// Series still warming up (no anomalies until they have `warm_up` windows).
     pub warming_up: usize,
-    /// Windows the youngest-but-warmed series needs, per warming series: `(key, seen)`.
+    /// The series warming up, each with the windows it has seen so far.
     pub warming: Vec<(SeriesKey, usize)>,
 }
 

@@ -67,7 +67,7 @@ impl AnomalyConfig {
 pub struct DetectorStatus {
     /// Whether the detector runs.
     pub enabled: bool,
-    /// The configuration in force.
+    /// Length of each window, in seconds.
     pub window_seconds: f64,
     /// The sensitivity in force.
     pub sensitivity: f64,
@@ -83,7 +83,7 @@ pub struct DetectorStatus {
     pub windows: u64,
     /// Anomalies found.
     pub anomalies: u64,
-    /// Windows that failed, and the last error.
+    /// Windows that failed.
     pub failures: u64,
     /// The last failure's message.
     pub last_error: Option<String>,
