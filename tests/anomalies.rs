@@ -1,7 +1,8 @@
 //! Anomaly detection end to end: `vigil demo` under steady load learns each service's
 //! features; a latency fault injected on payment produces an anomaly on payment within 60 s
 //! whose top contributing feature is a latency, with exemplar traces and the expected and
-//! observed values, served by `GET /api/v1/anomalies` and stored in the `anomalies` table.
+//! observed values, served by `GET /api/v1/anomalies` and stored in the `anomalies` table;
+//! a `kind: anomaly` rule turns it into a firing alert that carries the explanation.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -19,6 +20,20 @@ const CONFIG: &str = r#"
 window = "2s"
 delay = "1s"
 warm_up = 15
+"#;
+
+/// Fires once payment's scores stay high for two evaluations.
+const RULES: &str = r#"
+groups:
+  - name: learned
+    interval: 1s
+    rules:
+      - alert: PaymentAnomalous
+        kind: anomaly
+        service: payment
+        min_score: 0.8
+        window: 4s
+        for: 2s
 "#;
 
 fn anomalies(vigil: &Vigil, query: &str) -> Vec<Value> {
@@ -44,6 +59,8 @@ fn a_latency_fault_is_an_anomaly_explained_by_latency() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("vigil.toml");
     std::fs::write(&config, CONFIG).unwrap();
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, RULES).unwrap();
     let vigil = Vigil::demo(
         &dir.path().join("data"),
         &[
@@ -51,6 +68,8 @@ fn a_latency_fault_is_an_anomaly_explained_by_latency() {
             config.to_str().unwrap(),
             "--metric-interval",
             "1s",
+            "--rules",
+            rules.to_str().unwrap(),
         ],
         &FAST_EXPORT,
     );
@@ -158,6 +177,37 @@ fn a_latency_fault_is_an_anomaly_explained_by_latency() {
             .iter()
             .all(|a| a["score"].as_f64().unwrap() >= floor)
     );
+    // The rule pages with the detector's explanation.
+    let firing = |v: &Vigil| {
+        api(v, "/api/v1/alerts?alertname=PaymentAnomalous&state=firing")["alerts"]
+            .as_array()
+            .unwrap()
+            .first()
+            .cloned()
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || firing(&vigil).is_some()),
+        "PaymentAnomalous fired: {}",
+        api(&vigil, "/api/v1/alerts")
+    );
+    let alert = firing(&vigil).unwrap();
+    eprintln!("anomaly alert: {alert}");
+    let fired: DateTime<Utc> = alert["firedAt"].as_str().unwrap().parse().unwrap();
+    assert!((fired - started).num_seconds() <= 60, "{alert}");
+    assert_eq!(alert["labels"]["service"], "payment", "{alert}");
+    let notes = &alert["annotations"];
+    assert!(
+        notes["summary"]
+            .as_str()
+            .unwrap()
+            .contains("is anomalous (score"),
+        "{alert}"
+    );
+    assert!(
+        !notes["top_feature"].as_str().unwrap().is_empty(),
+        "{alert}"
+    );
+    assert!(!notes["trace_ids"].as_str().unwrap().is_empty(), "{alert}");
     load.join().unwrap();
 }
 

@@ -13,9 +13,12 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, TimeUnit};
 use chrono::{DateTime, Utc};
+use vigil_detectors::anomaly::history::anomalies_batch;
+use vigil_detectors::anomaly::monitor::Anomaly;
 use vigil_detectors::eval::group::{GroupState, measure};
 use vigil_detectors::eval::spans::SpanWindow;
 use vigil_detectors::eval::{Sample, Window};
+use vigil_detectors::features::{Feature, SeriesKey};
 use vigil_detectors::rules::{Rule, parse};
 use vigil_store::schema::schema;
 use vigil_store::{Signal, Store, StoreConfig};
@@ -557,4 +560,76 @@ groups:
         .await
         .unwrap();
     assert_eq!(rows.iter().map(RecordBatch::num_rows).sum::<usize>(), 5);
+}
+
+fn anomaly(service: &str, operation: &str, end_ago: f64, score: f64) -> Anomaly {
+    Anomaly {
+        key: SeriesKey {
+            service: service.into(),
+            operation: operation.into(),
+        },
+        window: Window {
+            start: ago(end_ago + 10.0),
+            end: ago(end_ago),
+        },
+        score,
+        detectors: vec!["baseline"],
+        top_feature: Feature::LatencyP95,
+        contributions: vec![(Feature::LatencyP95, 0.8), (Feature::LatencyP50, 0.2)],
+        expected: vec![(Feature::LatencyP95, 0.16), (Feature::LatencyP50, 0.1)],
+        observed: vec![(Feature::LatencyP95, 0.3125), (Feature::LatencyP50, 0.2)],
+        trace_ids: vec!["t1".into(), "t2".into()],
+    }
+}
+
+#[tokio::test]
+async fn anomaly_rules_take_each_series_highest_score_in_the_window() {
+    let (_dir, s) = store().await;
+    let rows = [
+        // Two windows of payment's consumer: the higher score is the value.
+        anomaly("payment", "process payments", 2.0, 0.91),
+        anomaly("payment", "process payments", 12.0, 0.97),
+        // Service-wide series: no operation label.
+        anomaly("payment", "", 2.0, 0.85),
+        // Too old for a 20 s window.
+        anomaly("shipping", "ship", 40.0, 0.99),
+    ];
+    s.append(Signal::Anomalies, anomalies_batch(&rows).unwrap())
+        .await
+        .unwrap();
+    let samples = eval(&s, "alert: Odd\nkind: anomaly\nmin_score: 0.9").await;
+    assert_eq!(samples.len(), 2, "{samples:?}");
+    // Sorted by labels: `operation` comes before `service`.
+    assert_eq!(samples[1].labels.len(), 1, "{samples:?}");
+    close(samples[1].value, 0.85);
+    assert_eq!(samples[0].labels["operation"], "process payments");
+    close(samples[0].value, 0.97);
+    let c = &samples[0].context;
+    assert_eq!(c["top_feature"], "latency_p95");
+    assert_eq!(c["observed"], "312.5ms");
+    assert_eq!(c["expected"], "160ms");
+    assert_eq!(c["trace_ids"], "t1,t2");
+    // A group evaluates it into an alert: only the series at or above min_score, carrying
+    // the context as annotations unless the rule writes its own.
+    let text = "groups:\n  - name: g\n    rules:\n      - alert: Odd\n        kind: anomaly\n        service: payment\n        min_score: 0.9\n        annotations:\n          runbook: \"look at {{ $labels.service }}\"\n";
+    let group = parse("t.yaml", text).unwrap().groups.remove(0);
+    let mut g = GroupState::new("t.yaml".into(), group);
+    let changes = g.evaluate(&s.session().unwrap(), now()).await;
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    let a = &changes[0];
+    assert_eq!(a.state, vigil_alerting::AlertState::Firing);
+    assert_eq!(a.labels["operation"], "process payments");
+    assert_eq!(a.annotations["runbook"], "look at payment");
+    assert!(
+        a.annotations["summary"].starts_with("payment process payments is anomalous (score 0.97)"),
+        "{:?}",
+        a.annotations
+    );
+    // Filtering by feature: none of these anomalies is led by the error rate.
+    let none = eval(
+        &s,
+        "alert: Odd\nkind: anomaly\nmin_score: 0.5\nfeature: error_rate",
+    )
+    .await;
+    assert!(none.is_empty(), "{none:?}");
 }

@@ -27,7 +27,9 @@ pub struct AnomalyConfig {
     pub enabled: Option<bool>,
     /// Length of each feature window.
     pub window: HumanDuration,
-    /// How long after a window ends it is read, so late telemetry is included.
+    /// How long after a window ends it is read, so late telemetry is included: OTel SDKs
+    /// batch spans and logs for 5 s by default, and a window read before its last batch
+    /// arrives sees a dip in traffic that is not there.
     pub delay: HumanDuration,
     /// Score in [0, 1] from which a window is an anomaly.
     pub sensitivity: f64,
@@ -43,7 +45,7 @@ impl Default for AnomalyConfig {
         AnomalyConfig {
             enabled: None,
             window: HumanDuration(Duration::from_secs(10)),
-            delay: HumanDuration(Duration::from_secs(2)),
+            delay: HumanDuration(Duration::from_secs(7)),
             sensitivity: m.sensitivity,
             warm_up: m.warm_up,
             history: m.history,

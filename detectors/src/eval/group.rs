@@ -271,10 +271,12 @@ impl GroupState {
                     kind: match r.rule.kind {
                         RuleKind::Sli { .. } => "sli",
                         RuleKind::Sql { .. } => "sql",
+                        RuleKind::Anomaly { .. } => "anomaly",
                     },
                     query: match &r.rule.kind {
                         RuleKind::Sli { measure, .. } => format!("{measure:?}"),
                         RuleKind::Sql { query } => query.clone(),
+                        RuleKind::Anomaly { anomalies, .. } => format!("{anomalies:?}"),
                     },
                     condition: format!("{:?} {}", r.rule.op, r.rule.threshold.value),
                     health: r.outcome.health(),
@@ -309,6 +311,14 @@ pub async fn measure(
 ) -> Result<Vec<Sample>, EvalError> {
     let (measure, selector, metric, logs, group_by, window) = match &rule.kind {
         RuleKind::Sql { query } => return super::sql_rule::evaluate(ctx, query).await,
+        RuleKind::Anomaly {
+            anomalies,
+            group_by,
+            window,
+        } => {
+            let window = Window::ending(now, window.0);
+            return super::anomaly_rule::evaluate(ctx, anomalies, group_by, window).await;
+        }
         RuleKind::Sli {
             measure,
             spans,
@@ -345,7 +355,8 @@ pub async fn measure(
 }
 
 /// The samples that breach, as alerts: series labels, then the rule's labels, `alertname`
-/// and `severity`; annotations rendered with the value and the final labels.
+/// and `severity`; annotations are the sample's context, overridden by the rule's own
+/// rendered with the value and the final labels.
 pub fn breaches(rule: &Rule, samples: Vec<Sample>) -> Vec<Breach> {
     samples
         .into_iter()
@@ -356,11 +367,12 @@ pub fn breaches(rule: &Rule, samples: Vec<Sample>) -> Vec<Breach> {
             labels.insert("alertname".into(), rule.alert.clone());
             labels.insert("severity".into(), rule.severity.clone());
             let unit = Some(rule.threshold.unit);
-            let annotations = rule
-                .annotations
-                .iter()
-                .map(|(k, t)| (k.clone(), render(t, s.value, unit, &labels)))
-                .collect();
+            let mut annotations = s.context;
+            annotations.extend(
+                rule.annotations
+                    .iter()
+                    .map(|(k, t)| (k.clone(), render(t, s.value, unit, &labels))),
+            );
             Breach {
                 labels,
                 annotations,

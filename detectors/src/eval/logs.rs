@@ -76,6 +76,7 @@ pub async fn evaluate(
                     .filter(|(_, v)| !v.is_empty())
                     .collect(),
                 value: n.value(row) / window.seconds(),
+                context: Default::default(),
             });
         }
     }

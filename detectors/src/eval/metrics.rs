@@ -230,7 +230,11 @@ pub fn aggregate(
             }
         };
         if let Some(value) = value {
-            out.push(Sample { labels, value });
+            out.push(Sample {
+                labels,
+                value,
+                context: Default::default(),
+            });
         }
     }
     Ok(out)

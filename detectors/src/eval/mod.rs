@@ -1,8 +1,10 @@
-//! Rule evaluation: windows of telemetry read from the store become one value per series
-//! (`spans.rs`, `logs.rs`, `metrics.rs`, `sql_rule.rs`), values become alerts with a
-//! lifecycle (`lifecycle.rs`), SLOs become burn rates and budgets (`slo.rs`), and the engine
-//! (`engine.rs`) schedules groups, reloads rule files and reports status.
+//! Rule evaluation: windows of telemetry (or of anomaly scores) read from the store become one
+//! value per series (`spans.rs`, `logs.rs`, `metrics.rs`, `sql_rule.rs`, `anomaly_rule.rs`),
+//! values become alerts with a lifecycle (`lifecycle.rs`), SLOs become burn rates and budgets
+//! (`slo.rs`), and the engine (`engine.rs`) schedules groups, reloads rule files and reports
+//! status.
 
+pub mod anomaly_rule;
 pub mod engine;
 pub mod group;
 pub mod lifecycle;
@@ -45,6 +47,9 @@ pub struct Sample {
     pub labels: BTreeMap<String, String>,
     /// The value, in the rule's canonical unit.
     pub value: f64,
+    /// What explains the value beyond its labels (an anomaly's top feature, exemplar traces);
+    /// it becomes annotations the rule does not set itself.
+    pub context: BTreeMap<String, String>,
 }
 
 /// A half-open time range `[start, end)` in nanoseconds since the epoch.

@@ -197,7 +197,11 @@ impl SpanWindow {
             && let Some(labels) = pinned(selector, group_by)
         {
             // No spans at all is a throughput of zero when the series is fully named.
-            return Ok(vec![Sample { labels, value: 0.0 }]);
+            return Ok(vec![Sample {
+                labels,
+                value: 0.0,
+                context: Default::default(),
+            }]);
         }
         let mut out = Vec::with_capacity(groups.len());
         for (key, mut acc) in groups {
@@ -219,6 +223,7 @@ impl SpanWindow {
                         .map(|(k, v)| (k.clone(), v.to_string()))
                         .collect(),
                     value,
+                    context: Default::default(),
                 });
             }
         }

@@ -34,6 +34,7 @@ pub async fn evaluate(ctx: &SessionContext, query: &str) -> Result<Vec<Sample>, 
                     .filter(|(_, v)| !v.is_empty())
                     .collect(),
                 value: value.value(row),
+                context: Default::default(),
             });
         }
     }

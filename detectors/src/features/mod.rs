@@ -6,6 +6,8 @@ pub mod extract;
 
 pub use extract::extract;
 
+use crate::rules::threshold::Unit;
+
 /// What is measured per series and window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Feature {
@@ -50,6 +52,21 @@ impl Feature {
             Feature::LatencyP99 => "latency_p99",
             Feature::LogErrorRate => "log_error_rate",
             Feature::ConsumerLag => "consumer_lag",
+        }
+    }
+
+    /// The feature called `name`, as [`Feature::name`] writes it.
+    pub fn named(name: &str) -> Option<Feature> {
+        Feature::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// The unit its values are in, for writing them.
+    pub fn unit(self) -> Unit {
+        match self {
+            Feature::RequestRate | Feature::LogErrorRate => Unit::PerSecond,
+            Feature::ErrorRate => Unit::Ratio,
+            Feature::LatencyP50 | Feature::LatencyP95 | Feature::LatencyP99 => Unit::Seconds,
+            Feature::ConsumerLag => Unit::Number,
         }
     }
 

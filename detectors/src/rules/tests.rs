@@ -37,7 +37,13 @@ fn the_sample_services_rules_mean_what_they_say() {
     let names: Vec<&str> = file.groups.iter().map(|g| g.name.as_str()).collect();
     assert_eq!(
         names,
-        ["latency", "errors", "throughput-and-queues", "slos"]
+        [
+            "latency",
+            "errors",
+            "throughput-and-queues",
+            "anomalies",
+            "slos"
+        ]
     );
     let latency = &file.groups[0];
     assert_eq!(latency.interval.0, Duration::from_secs(15));
@@ -88,7 +94,20 @@ fn the_sample_services_rules_mean_what_they_say() {
     assert!((queues.rules[0].threshold.value - 1.0 / 60.0).abs() < 1e-12);
     assert!(matches!(&queues.rules[3].kind, RuleKind::Sql { query } if query.contains("GROUP BY")));
 
-    let slos = &file.groups[3].slos;
+    let odd = &file.groups[3].rules[0];
+    assert_eq!(odd.op, Comparison::AtLeast);
+    assert_eq!(odd.threshold.value, 0.9);
+    assert_eq!(odd.for_.0, Duration::from_secs(60));
+    let RuleKind::Anomaly {
+        group_by, window, ..
+    } = &odd.kind
+    else {
+        panic!("an anomaly rule");
+    };
+    assert_eq!(group_by, &["service", "operation"]);
+    assert_eq!(window.0, Duration::from_secs(20));
+
+    let slos = &file.groups[4].slos;
     assert!((slos[0].objective - 0.999).abs() < 1e-12);
     assert_eq!(slos[0].period.0, Duration::from_secs(30 * 86_400));
     assert_eq!(slos[0].alerts, slo::default_burn_alerts());
