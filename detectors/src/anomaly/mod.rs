@@ -8,6 +8,7 @@ pub mod monitor;
 pub mod rng;
 pub mod rolling;
 pub mod runner;
+pub mod seasonal;
 pub mod streaming;
 pub mod univariate;
 

@@ -1,7 +1,8 @@
 //! Learns normal behaviour per series and scores each new window of features. Every feature
-//! has a univariate detector (level and change surprise against its rolling baseline); the
+//! has a univariate detector (level and change surprise against its rolling baseline) and a
+//! seasonal baseline (the periods its history repeats with, forecast by MSTL/ETS); the
 //! series' whole feature vector, shingled over the last windows, has an isolation forest
-//! trained on its recent history. The ensemble score is the larger of the two, in [0, 1];
+//! trained on its recent history. The ensemble score is the largest of them, in [0, 1];
 //! contributions say which features made it.
 
 use std::collections::{HashMap, VecDeque};
@@ -10,7 +11,8 @@ use linfa::traits::Fit;
 use ndarray::{Array2, ArrayView1};
 
 use super::iforest::{IsolationForest, IsolationForestParams, dataset};
-use super::univariate::{NoiseFloor, Scored, UnivariateConfig, UnivariateDetector};
+use super::seasonal::SeasonalConfig;
+use super::univariate::{Cause, NoiseFloor, Scored, UnivariateConfig, UnivariateDetector};
 use crate::eval::Window;
 use crate::features::{Feature, Observation, SeriesKey};
 
@@ -27,6 +29,9 @@ pub struct MonitorConfig {
     pub shingle: usize,
     /// Windows between refits of a series' forest.
     pub refit_every: usize,
+    /// Each feature's seasonal baseline (its `history` is the monitor's): periods of 4
+    /// windows up to a third of the history, refitted every 60 windows.
+    pub seasonal: SeasonalConfig,
     /// The forest's parameters. Smaller than the paper's defaults: a series keeps its own
     /// forest, and 50 trees of 128 samples (about 100 KiB) instead of 100 of 256 (about
     /// 800 KiB) keeps a thousand series in memory and in the scoring budget.
@@ -41,6 +46,10 @@ impl Default for MonitorConfig {
             history: 360,
             shingle: 3,
             refit_every: 30,
+            seasonal: SeasonalConfig {
+                refit_every: 60,
+                ..SeasonalConfig::default()
+            },
             forest: IsolationForestParams {
                 trees: 50,
                 sample_size: 128,
@@ -51,7 +60,7 @@ impl Default for MonitorConfig {
 }
 
 /// The detectors an anomaly can come from.
-pub const DETECTORS: [&str; 2] = ["baseline", "iforest"];
+pub const DETECTORS: [&str; 3] = ["baseline", "seasonal", "iforest"];
 
 /// One series' anomalous window.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,12 +131,18 @@ impl SeriesModel {
     fn new(config: &MonitorConfig, phase: usize) -> Self {
         let baseline = |f: Feature| {
             let (relative, absolute) = f.noise_floor();
-            UnivariateDetector::new(UnivariateConfig {
+            let mut d = UnivariateDetector::new(UnivariateConfig {
                 window: config.history,
                 suppress: 0,
                 floor: NoiseFloor { relative, absolute },
+                seasonal: Some(SeasonalConfig {
+                    history: config.history,
+                    ..config.seasonal.clone()
+                }),
                 ..UnivariateConfig::default()
-            })
+            });
+            d.stagger(phase % config.seasonal.refit_every.max(1));
+            d
         };
         SeriesModel {
             baselines: Feature::ALL.into_iter().map(baseline).collect(),
@@ -142,12 +157,27 @@ impl SeriesModel {
     }
 
     /// Whether the forest is due to be (re)fitted on the current history.
-    fn refit_due(&self, config: &MonitorConfig) -> bool {
+    fn forest_due(&self, config: &MonitorConfig) -> bool {
         self.rows.len() >= config.warm_up.min(config.history).max(2)
             && (self.forest.is_none() || self.since_fit >= config.refit_every)
     }
 
+    /// Whether the forest or a seasonal baseline is due.
+    fn refit_due(&self, config: &MonitorConfig) -> bool {
+        self.forest_due(config) || self.baselines.iter().any(UnivariateDetector::seasonal_due)
+    }
+
+    /// Refits what is due: the forest, and each feature's seasonal baseline.
     fn refit(&mut self, config: &MonitorConfig) {
+        for b in self.baselines.iter_mut().filter(|b| b.seasonal_due()) {
+            b.refit_seasonal();
+        }
+        if self.forest_due(config) {
+            self.refit_forest(config);
+        }
+    }
+
+    fn refit_forest(&mut self, config: &MonitorConfig) {
         let len = config.shingle.max(1);
         let width = len * Feature::COUNT;
         let mut flat = Vec::with_capacity(self.rows.len() * width);
@@ -196,7 +226,15 @@ impl SeriesModel {
         if self.seen <= config.warm_up {
             return None;
         }
-        let baseline = scored.iter().map(|(_, s, _)| s.raw).fold(0.0, f64::max);
+        let by = |seasonal: bool| {
+            scored
+                .iter()
+                .filter(|(_, s, _)| (s.cause == Cause::Seasonal) == seasonal)
+                .map(|(_, s, _)| s.raw)
+                .fold(0.0, f64::max)
+        };
+        let (rolling, seasonal) = (by(false), by(true));
+        let baseline = rolling.max(seasonal);
         let forest_score = forest.as_ref().map_or(0.0, |(s, _)| *s);
         let score = baseline.max(forest_score);
         if score < config.sensitivity || scored.is_empty() {
@@ -235,7 +273,7 @@ impl SeriesModel {
             .iter()
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map_or(measured[0], |(f, _)| *f);
-        let detectors = [baseline, forest_score]
+        let detectors = [rolling, seasonal, forest_score]
             .iter()
             .zip(DETECTORS)
             .filter(|(s, _)| **s >= config.sensitivity)
@@ -297,7 +335,8 @@ impl Monitor {
         out
     }
 
-    /// Refits the forests that are due (each series every `refit_every` windows, staggered).
+    /// Refits the forests and seasonal baselines that are due (each series' forest every
+    /// `refit_every` windows, its seasonal baselines every `seasonal.refit_every`, staggered).
     /// Kept apart from [`Monitor::observe`] so a window's scores never wait for training;
     /// returns how many were refitted.
     pub fn refit_due(&mut self) -> usize {
@@ -409,5 +448,39 @@ mod tests {
         let found = step(&mut m, 100, Vec::new());
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].top_feature, Feature::RequestRate);
+    }
+
+    #[test]
+    fn a_periodic_batch_is_learnt_and_a_burst_out_of_phase_is_not() {
+        // A batch job doubles the request rate for 2 windows in every 12.
+        let batch = |i: usize, burst: bool| {
+            let mut o = steady(i, 1.0);
+            o.values[Feature::RequestRate.index()] = Some(if burst { 300.0 } else { 100.0 });
+            o
+        };
+        let mut m = Monitor::new(MonitorConfig::default());
+        let mut in_phase = Vec::new();
+        for i in 0..300 {
+            let found = step(&mut m, i, vec![batch(i, i % 12 < 2)]);
+            if i >= 150 {
+                in_phase.extend(found);
+            }
+        }
+        assert!(in_phase.is_empty(), "{in_phase:?}");
+        for i in 300..306 {
+            assert!(step(&mut m, i, vec![batch(i, i % 12 < 2)]).is_empty());
+        }
+        // The same burst half a cycle late: the shingles look like the usual burst, and the
+        // rolling baseline's spread covers it; only the seasonal baseline knows it is early.
+        let found = step(&mut m, 306, vec![batch(306, true)]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        let a = &found[0];
+        assert_eq!(a.top_feature, Feature::RequestRate, "{a:?}");
+        assert!(a.detectors.contains(&"seasonal"), "{a:?}");
+        let expected = a.expected.iter().find(|(f, _)| *f == Feature::RequestRate);
+        assert!(
+            expected.is_some_and(|(_, v)| (v - 100.0).abs() < 20.0),
+            "the forecast for this point in the cycle, not the mean of 133: {a:?}"
+        );
     }
 }
