@@ -142,6 +142,7 @@ pub fn expand_env(text: &str, env: impl Fn(&str) -> Option<String>) -> anyhow::R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vigil_detectors::rules::model::Aggregation;
 
     #[test]
     fn env_references_expand_and_missing_ones_are_errors() {
@@ -172,5 +173,18 @@ mod tests {
         let env = |k: &str| (k == "VIGIL_DATA_DIR").then(|| "./vigil-data".to_string());
         let parsed = VigilConfig::parse(text, env).unwrap();
         assert_eq!(parsed, VigilConfig::default());
+        // Its commented-out example of a watched metric parses as written.
+        let watched: String = text
+            .lines()
+            .skip_while(|l| !l.starts_with("# [[anomaly.metrics]]"))
+            .take_while(|l| l.starts_with("# "))
+            .map(|l| format!("{}\n", &l[2..]))
+            .collect();
+        let parsed = VigilConfig::parse(&watched, env).unwrap();
+        let m = &parsed.anomaly.metrics[..];
+        assert_eq!(m.len(), 1, "{watched}");
+        assert_eq!(m[0].aggregation, Aggregation::Rate);
+        assert_eq!(m[0].labels["outcome"], "dead_lettered");
+        assert_eq!(m[0].group_by, ["messaging.destination.name"]);
     }
 }

@@ -18,7 +18,8 @@ use vigil_detectors::anomaly::monitor::Anomaly;
 use vigil_detectors::eval::group::{GroupState, measure};
 use vigil_detectors::eval::spans::SpanWindow;
 use vigil_detectors::eval::{Sample, Window};
-use vigil_detectors::features::{Feature, SeriesKey};
+use vigil_detectors::features::{Feature, SeriesKey, WatchedMetric, extract};
+use vigil_detectors::rules::model::Aggregation;
 use vigil_detectors::rules::{Rule, parse};
 use vigil_store::schema::schema;
 use vigil_store::{Signal, Store, StoreConfig};
@@ -632,4 +633,45 @@ async fn anomaly_rules_take_each_series_highest_score_in_the_window() {
     )
     .await;
     assert!(none.is_empty(), "{none:?}");
+}
+
+#[tokio::test]
+async fn watched_metrics_are_series_of_their_own() {
+    let (_dir, s) = store().await;
+    let watched = WatchedMetric {
+        name: "messaging.client.consumed.messages".into(),
+        aggregation: Aggregation::Increase,
+        labels: BTreeMap::from([("outcome".to_string(), "dead_lettered".to_string())]),
+        group_by: vec!["messaging.destination.name".into()],
+    };
+    let window = Window::ending(now(), std::time::Duration::from_secs(300));
+    let found = extract(&s.session().unwrap(), window, &[watched])
+        .await
+        .unwrap();
+    let metric: Vec<_> = found
+        .iter()
+        .filter(|o| o.key.operation.starts_with("metric "))
+        .map(|o| (o.key.operation.as_str(), o.values))
+        .collect();
+    // The series without a destination rose by 6, the `stock` one by 5; nothing else is
+    // measured on them.
+    let value = |name: &str| {
+        let (_, values) = metric.iter().find(|(n, _)| *n == name).unwrap();
+        for f in Feature::ALL.into_iter().filter(|f| *f != Feature::Metric) {
+            assert_eq!(values[f.index()], None, "{name} {f:?}");
+        }
+        values[Feature::Metric.index()].unwrap()
+    };
+    assert_eq!(metric.len(), 2, "{metric:?}");
+    close(value("metric messaging.client.consumed.messages"), 6.0);
+    close(
+        value("metric messaging.client.consumed.messages{messaging.destination.name=stock}"),
+        5.0,
+    );
+    assert!(
+        found
+            .iter()
+            .filter(|o| o.key.operation.starts_with("metric "))
+            .all(|o| o.key.service == "payment")
+    );
 }

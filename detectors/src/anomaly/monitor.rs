@@ -389,6 +389,7 @@ mod tests {
             Some((0.060 + 0.003 * w) * latency_factor),
             Some(0.0),
             None,
+            None,
         ];
         o.trace_ids = vec![format!("{i:032x}")];
         o

@@ -15,7 +15,7 @@ use vigil_store::{Signal, Store};
 use super::history::anomalies_batch;
 use super::monitor::{Monitor, MonitorConfig, MonitorStatus};
 use crate::eval::Window;
-use crate::features::extract;
+use crate::features::{WatchedMetric, extract};
 
 /// `[anomaly]`: the live anomaly detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +37,8 @@ pub struct AnomalyConfig {
     pub warm_up: usize,
     /// Windows of history the baselines and forests learn from.
     pub history: usize,
+    /// Metrics watched besides the span, log and lag features, each series on its own.
+    pub metrics: Vec<WatchedMetric>,
 }
 
 impl Default for AnomalyConfig {
@@ -49,6 +51,7 @@ impl Default for AnomalyConfig {
             sensitivity: m.sensitivity,
             warm_up: m.warm_up,
             history: m.history,
+            metrics: Vec::new(),
         }
     }
 }
@@ -215,7 +218,7 @@ async fn run(
             start: next_end - len,
             end: next_end,
         };
-        let result = score(&store, w, &mut monitor).await;
+        let result = score(&store, w, &config.metrics, &mut monitor).await;
         let mut s = lock(&status);
         s.windows += 1;
         s.last_window_end = Some(DateTime::from_timestamp_nanos(w.end));
@@ -246,10 +249,13 @@ async fn run(
 async fn score(
     store: &Store,
     window: Window,
+    watched: &[WatchedMetric],
     monitor: &mut Option<Monitor>,
 ) -> Result<(u64, MonitorStatus), String> {
     let ctx = store.session().map_err(|e| e.to_string())?;
-    let observations = extract(&ctx, window).await.map_err(|e| e.to_string())?;
+    let observations = extract(&ctx, window, watched)
+        .await
+        .map_err(|e| e.to_string())?;
     let Some(mut m) = monitor.take() else {
         return Err("the monitor was lost".into());
     };

@@ -1,12 +1,12 @@
-//! Reads one window of spans, error logs and consumer lag from the store and turns it into
-//! one [`Observation`] per series.
+//! Reads one window of spans, error logs, consumer lag and watched metrics from the store and
+//! turns it into one [`Observation`] per series.
 
 use std::collections::BTreeMap;
 
 use arrow::array::Array;
 use datafusion::prelude::SessionContext;
 
-use super::{Feature, Observation, SeriesKey};
+use super::{Feature, Observation, SeriesKey, WatchedMetric};
 use crate::eval::group::CONSUMER_LAG_METRIC;
 use crate::eval::{EvalError, Window, floats, metrics, strings, text};
 use crate::rules::model::{Aggregation, MetricSelector, SpanSelector};
@@ -82,8 +82,12 @@ async fn span_features(
 }
 
 /// Every series with telemetry in `window`, ordered by service then operation (the service
-/// series first).
-pub async fn extract(ctx: &SessionContext, window: Window) -> Result<Vec<Observation>, EvalError> {
+/// series first), and every series of the `watched` metrics.
+pub async fn extract(
+    ctx: &SessionContext,
+    window: Window,
+    watched: &[WatchedMetric],
+) -> Result<Vec<Observation>, EvalError> {
     let seconds = window.seconds().max(f64::MIN_POSITIVE);
     let mut out: BTreeMap<SeriesKey, Observation> = BTreeMap::new();
     for per_service in [false, true] {
@@ -125,6 +129,24 @@ pub async fn extract(ctx: &SessionContext, window: Window) -> Result<Vec<Observa
             .entry(service(name))
             .or_insert_with_key(|k| Observation::idle(k.clone()));
         o.values[Feature::ConsumerLag.index()] = Some(s.value);
+    }
+    for m in watched {
+        let selector = MetricSelector {
+            name: m.name.clone(),
+            aggregation: m.aggregation,
+            labels: m.labels.clone(),
+        };
+        let group_by: Vec<String> = by_service.iter().chain(&m.group_by).cloned().collect();
+        for s in metrics::evaluate(ctx, &all, &selector, &group_by, window).await? {
+            let key = SeriesKey {
+                service: s.labels.get("service").cloned().unwrap_or_default(),
+                operation: m.series(&s.labels),
+            };
+            let o = out
+                .entry(key)
+                .or_insert_with_key(|k| Observation::empty(k.clone()));
+            o.values[Feature::Metric.index()] = Some(s.value);
+        }
     }
     Ok(out.into_values().collect())
 }

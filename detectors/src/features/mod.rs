@@ -6,6 +6,11 @@ pub mod extract;
 
 pub use extract::extract;
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rules::model::Aggregation;
 use crate::rules::threshold::Unit;
 
 /// What is measured per series and window.
@@ -25,11 +30,13 @@ pub enum Feature {
     LogErrorRate,
     /// Consumer lag, summed over the service's consumer groups (service series only).
     ConsumerLag,
+    /// A metric named in `[anomaly] metrics`, aggregated per window (its own series only).
+    Metric,
 }
 
 impl Feature {
     /// Every feature, in vector order.
-    pub const ALL: [Feature; 7] = [
+    pub const ALL: [Feature; 8] = [
         Feature::RequestRate,
         Feature::ErrorRate,
         Feature::LatencyP50,
@@ -37,6 +44,7 @@ impl Feature {
         Feature::LatencyP99,
         Feature::LogErrorRate,
         Feature::ConsumerLag,
+        Feature::Metric,
     ];
 
     /// How many there are.
@@ -52,6 +60,7 @@ impl Feature {
             Feature::LatencyP99 => "latency_p99",
             Feature::LogErrorRate => "log_error_rate",
             Feature::ConsumerLag => "consumer_lag",
+            Feature::Metric => "metric",
         }
     }
 
@@ -66,7 +75,7 @@ impl Feature {
             Feature::RequestRate | Feature::LogErrorRate => Unit::PerSecond,
             Feature::ErrorRate => Unit::Ratio,
             Feature::LatencyP50 | Feature::LatencyP95 | Feature::LatencyP99 => Unit::Seconds,
-            Feature::ConsumerLag => Unit::Number,
+            Feature::ConsumerLag | Feature::Metric => Unit::Number,
         }
     }
 
@@ -84,6 +93,7 @@ impl Feature {
             Feature::LatencyP50 | Feature::LatencyP95 | Feature::LatencyP99 => (0.1, 0.001),
             Feature::LogErrorRate => (0.1, 0.1),
             Feature::ConsumerLag => (0.1, 1.0),
+            Feature::Metric => (0.1, 0.0),
         }
     }
 
@@ -97,13 +107,48 @@ impl Feature {
     }
 }
 
-/// A series: a service (empty `operation`) or one of its operations.
+/// A series: a service (empty `operation`), one of its operations, or one of its watched
+/// metrics' series (`metric <name>{attribute=value,…}`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesKey {
     /// `service.name`.
     pub service: String,
-    /// Span name; empty for the service as a whole.
+    /// Span name; empty for the service as a whole; `metric <name>{…}` for a metric series.
     pub operation: String,
+}
+
+/// A metric watched for anomalies (`[[anomaly.metrics]]`): each of its series per window is
+/// a series of its own with the single feature `metric`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchedMetric {
+    /// Metric name, e.g. `messaging.client.consumed.messages`.
+    pub name: String,
+    /// How a window's points become one value: `rate`, `increase`, `avg`, `min`, `max`,
+    /// `last`, `sum`, or `p50`…`p999` for histograms.
+    pub aggregation: Aggregation,
+    /// Point attributes that must have these values.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Point attributes that split the metric into series, besides the service.
+    #[serde(default)]
+    pub group_by: Vec<String>,
+}
+
+impl WatchedMetric {
+    /// The series name of the group with attribute `values` (in `group_by` order).
+    pub fn series(&self, values: &BTreeMap<String, String>) -> String {
+        let attrs: Vec<String> = self
+            .group_by
+            .iter()
+            .filter_map(|k| values.get(k).map(|v| format!("{k}={v}")))
+            .collect();
+        if attrs.is_empty() {
+            format!("metric {}", self.name)
+        } else {
+            format!("metric {}{{{}}}", self.name, attrs.join(","))
+        }
+    }
 }
 
 /// One series' features in one window.

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use vigil_store::units::HumanDuration;
 
 use super::slo::Slo;
@@ -86,7 +86,7 @@ impl Measure {
 }
 
 /// How a metric's points become one value per series and window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Aggregation {
     /// Per-second increase of a counter over the window.
