@@ -57,7 +57,7 @@ pub struct SeasonalBaseline {
     config: SeasonalConfig,
     history: VecDeque<f64>,
     periods: Vec<usize>,
-    forecast: VecDeque<Expected>,
+    forecast: VecDeque<Option<Expected>>,
     since_fit: usize,
     /// Points from one fit to the next: `refit_every`, longer before a staggered first fit.
     wait: usize,
@@ -83,7 +83,7 @@ impl SeasonalBaseline {
 
     /// What the baseline expects of the next point, if it has a seasonal forecast for it.
     pub fn expected(&self) -> Option<Expected> {
-        self.forecast.front().copied()
+        self.forecast.front().copied().flatten()
     }
 
     /// Records `x`, the point `expected` was about.
@@ -120,30 +120,30 @@ impl SeasonalBaseline {
         if self.periods.is_empty() {
             return;
         }
-        let model = MSTLModel::new(
-            self.periods.clone(),
-            AutoETS::non_seasonal().into_trend_model(),
-        );
-        let Ok(fitted) = model.fit(&y) else {
-            return;
-        };
-        let Ok(f) = fitted.predict(self.config.refit_every * 2, Some(LEVEL)) else {
-            return;
-        };
-        let Some(intervals) = f.intervals else {
-            return;
-        };
-        self.forecast = f
-            .point
+        // A numeric corner case inside the decomposition or the optimiser must cost this
+        // series its forecast, not the monitor (which runs every series in one task).
+        let fitted =
+            std::panic::catch_unwind(|| forecast(&y, &self.periods, self.config.refit_every * 2));
+        self.forecast = fitted.ok().flatten().unwrap_or_default();
+    }
+}
+
+/// Forecasts `horizon` points after `y` with an MSTL decomposition over `periods` and an ETS
+/// trend; a point whose forecast is not finite has none.
+fn forecast(y: &[f64], periods: &[usize], horizon: usize) -> Option<VecDeque<Option<Expected>>> {
+    let model = MSTLModel::new(periods.to_vec(), AutoETS::non_seasonal().into_trend_model());
+    let f = model.fit(y).ok()?.predict(horizon, Some(LEVEL)).ok()?;
+    let intervals = f.intervals?;
+    Some(
+        f.point
             .iter()
             .zip(intervals.lower.iter().zip(&intervals.upper))
-            .map(|(&mean, (&lo, &hi))| Expected {
-                mean,
-                std: ((hi - lo) / (2.0 * Z_AT_LEVEL)).max(0.0),
+            .map(|(&mean, (&lo, &hi))| {
+                let std = ((hi - lo) / (2.0 * Z_AT_LEVEL)).max(0.0);
+                (mean.is_finite() && std.is_finite()).then_some(Expected { mean, std })
             })
-            .filter(|e| e.mean.is_finite() && e.std.is_finite())
-            .collect();
-    }
+            .collect(),
+    )
 }
 
 /// Autocorrelation a period must reach to count as seasonality.
