@@ -12,7 +12,7 @@ fn the_example_rules_pass() {
     let out = vigil_cli(&["rules", "check", "config/rules/sample-services.yaml"]);
     assert_eq!(
         out.trim(),
-        "config/rules/sample-services.yaml: ok (4 groups, 10 rules, 2 SLOs)"
+        "config/rules/sample-services.yaml: ok (5 groups, 11 rules, 2 SLOs)"
     );
 }
 
