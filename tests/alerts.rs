@@ -11,9 +11,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::chaos::{FAST_EXPORT, api, chaos, fault_time};
+use common::chaos::{FAST_EXPORT, api, chaos, fault_time, steady_load};
 use common::web::get_text;
-use common::{Vigil, eventually, vigil_cli};
+use common::{Vigil, eventually};
 use serde_json::Value;
 
 const INTERVAL_S: i64 = 2;
@@ -95,18 +95,7 @@ fn rules_fire_resolve_page_and_reload() {
         &FAST_EXPORT,
     );
     let gateway = vigil.gateway.clone().unwrap();
-    let load_target = gateway.clone();
-    let load = std::thread::spawn(move || {
-        vigil_cli(&[
-            "load",
-            "--target",
-            &load_target,
-            "--rate",
-            "20",
-            "--duration",
-            "75s",
-        ])
-    });
+    let load = steady_load(&gateway, 20, "75s");
 
     // Baseline: evaluated, healthy, nothing firing; the broken rule reports its error.
     std::thread::sleep(Duration::from_secs(12));

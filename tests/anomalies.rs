@@ -11,7 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use common::chaos::{FAST_EXPORT, api, chaos, fault_time};
+use common::chaos::{FAST_EXPORT, api, chaos, fault_time, steady_load};
 use common::{Vigil, eventually, vigil_cli};
 use serde_json::Value;
 
@@ -74,18 +74,7 @@ fn a_latency_fault_is_an_anomaly_explained_by_latency() {
         &FAST_EXPORT,
     );
     let gateway = vigil.gateway.clone().unwrap();
-    let target = gateway.clone();
-    let load = std::thread::spawn(move || {
-        vigil_cli(&[
-            "load",
-            "--target",
-            &target,
-            "--rate",
-            "20",
-            "--duration",
-            "110s",
-        ])
-    });
+    let load = steady_load(&gateway, 20, "110s");
 
     // Warm-up is reported, then every payment series has learnt its baseline.
     let detector = &api(&vigil, "/api/v1/anomalies")["detector"];

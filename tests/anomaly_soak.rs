@@ -11,8 +11,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::chaos::api;
-use common::{Vigil, vigil_cli};
+use common::Vigil;
+use common::chaos::{api, steady_load};
 
 fn minutes() -> u64 {
     std::env::var("VIGIL_SOAK_MINUTES")
@@ -27,19 +27,8 @@ fn steady_load_raises_at_most_one_anomaly_alert() {
     let minutes = minutes();
     let dir = tempfile::tempdir().unwrap();
     let vigil = Vigil::demo(&dir.path().join("data"), &[], &[]);
-    let target = vigil.gateway.clone().unwrap();
-    let duration = format!("{minutes}m");
-    let load = std::thread::spawn(move || {
-        vigil_cli(&[
-            "load",
-            "--target",
-            &target,
-            "--rate",
-            "20",
-            "--duration",
-            &duration,
-        ])
-    });
+    let gateway = vigil.gateway.clone().unwrap();
+    let load = steady_load(&gateway, 20, &format!("{minutes}m"));
     let t0 = Instant::now();
     let end = Duration::from_secs(minutes * 60);
     while t0.elapsed() < end {

@@ -15,17 +15,6 @@ use crate::cli::AnomalyBenchArgs;
 
 const WINDOW_NS: i64 = 10_000_000_000;
 
-/// What a service or operation series measures (watched metrics are series of their own).
-const SPAN_SERIES: [Feature; 7] = [
-    Feature::RequestRate,
-    Feature::ErrorRate,
-    Feature::LatencyP50,
-    Feature::LatencyP95,
-    Feature::LatencyP99,
-    Feature::LogErrorRate,
-    Feature::ConsumerLag,
-];
-
 fn observations(series: usize, w: usize, rng: &mut Rng) -> Vec<Observation> {
     (0..series)
         .map(|s| {
@@ -35,7 +24,7 @@ fn observations(series: usize, w: usize, rng: &mut Rng) -> Vec<Observation> {
             });
             let wave = 1.0 + 0.2 * ((w as f64) / 60.0 + s as f64).sin();
             let base = 50.0 + (s % 7) as f64 * 10.0;
-            for f in SPAN_SERIES {
+            for f in Feature::ALL {
                 let level = match f {
                     Feature::RequestRate => base * wave,
                     Feature::ErrorRate => 0.01,
@@ -44,6 +33,7 @@ fn observations(series: usize, w: usize, rng: &mut Rng) -> Vec<Observation> {
                     Feature::LatencyP99 => 0.08 * wave,
                     Feature::LogErrorRate => 0.2,
                     Feature::ConsumerLag => 3.0,
+                    // Watched metrics are series of their own.
                     Feature::Metric => continue,
                 };
                 o.values[f.index()] = Some(level * (1.0 + 0.05 * (rng.unit() - 0.5)));
@@ -84,7 +74,7 @@ pub fn run(args: AnomalyBenchArgs) -> anyhow::Result<()> {
     println!(
         "anomaly scoring: {} series x {} features, history {} windows, forest {} trees x {} samples over shingles of {} windows; filled in {:.1} s",
         args.series,
-        SPAN_SERIES.len(),
+        Feature::COUNT - 1, // every feature but `metric`
         args.history,
         config.forest.trees,
         config.forest.sample_size,

@@ -24,6 +24,23 @@ pub fn api(vigil: &Vigil, path: &str) -> Value {
     body["data"].clone()
 }
 
+/// Runs `vigil load` against `gateway` at `rate` orders/s for `duration` (e.g. `75s`) on its
+/// own thread; joining it returns the command's output.
+pub fn steady_load(gateway: &str, rate: u32, duration: &str) -> std::thread::JoinHandle<String> {
+    let (gateway, rate, duration) = (gateway.to_string(), rate.to_string(), duration.to_string());
+    std::thread::spawn(move || {
+        vigil_cli(&[
+            "load",
+            "--target",
+            &gateway,
+            "--rate",
+            &rate,
+            "--duration",
+            &duration,
+        ])
+    })
+}
+
 /// Injects a fault with `vigil chaos ARGS…` against `gateway`; returns its id.
 pub fn chaos(gateway: &str, args: &[&str]) -> u64 {
     let mut all = vec!["chaos", "--url", gateway];
