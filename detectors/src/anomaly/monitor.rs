@@ -139,6 +139,7 @@ impl SeriesModel {
                     history: config.history,
                     ..config.seasonal.clone()
                 }),
+                novelty: None,
                 ..UnivariateConfig::default()
             });
             d.stagger(phase % config.seasonal.refit_every.max(1));
