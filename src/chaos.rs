@@ -11,6 +11,7 @@ fn spec(target: FaultTarget, kind: FaultKind) -> FaultSpec {
     FaultSpec {
         service: target.service,
         operation: target.operation,
+        partition: target.partition,
         kind,
         duration_secs: target.for_.map(|d| d.0.as_secs().max(1)),
     }

@@ -190,6 +190,10 @@ pub struct FaultTarget {
     /// card-processor); every handler of the service when left out.
     #[arg(long)]
     pub operation: Option<String>,
+    /// Only deliveries from this partition of the consumed topic (latency, errors and
+    /// cpu-burn on consumer handlers).
+    #[arg(long)]
+    pub partition: Option<usize>,
     /// Stop by itself after this long, e.g. 60s; runs until stopped when left out.
     #[arg(long = "for")]
     pub for_: Option<HumanDuration>,

@@ -51,6 +51,7 @@ async fn inject_faults(chaos: Arc<Chaos>, every: Duration, lasting: Duration) {
         let spec = FaultSpec {
             service: service.into(),
             operation: operation.map(Into::into),
+            partition: None,
             kind,
             duration_secs: Some(lasting.as_secs().max(1)),
         };

@@ -2,7 +2,9 @@
 //! features; a latency fault injected on payment produces an anomaly on payment within 60 s
 //! whose top contributing feature is a latency, with exemplar traces and the expected and
 //! observed values, served by `GET /api/v1/anomalies` and stored in the `anomalies` table;
-//! a `kind: anomaly` rule turns it into a firing alert that carries the explanation.
+//! a `kind: anomaly` rule turns it into a firing alert that carries the explanation; then a
+//! latency fault on one partition of payment's consumer is an anomaly on that partition
+//! alone, found by comparing it with its peers.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -74,7 +76,7 @@ fn a_latency_fault_is_an_anomaly_explained_by_latency() {
         &FAST_EXPORT,
     );
     let gateway = vigil.gateway.clone().unwrap();
-    let load = steady_load(&gateway, 20, "110s");
+    let load = steady_load(&gateway, 20, "150s");
 
     // Warm-up is reported, then every payment series has learnt its baseline.
     let detector = &api(&vigil, "/api/v1/anomalies")["detector"];
@@ -197,7 +199,66 @@ fn a_latency_fault_is_an_anomaly_explained_by_latency() {
         "{alert}"
     );
     assert!(!notes["trace_ids"].as_str().unwrap().is_empty(), "{alert}");
+    // Every partition was slow; once they are all back to normal, one of them slows down.
+    vigil_cli(&["chaos", "--url", &gateway, "stop", &id.to_string()]);
+    std::thread::sleep(Duration::from_secs(4));
+    a_slow_partition_differs_from_its_peers(&vigil, &gateway);
     load.join().unwrap();
+}
+
+/// Latency on one partition of payment's consumer: that partition's series, and no other,
+/// is an anomaly from the `peers` detector, explained by a latency against its peers'.
+fn a_slow_partition_differs_from_its_peers(vigil: &Vigil, gateway: &str) {
+    let id = chaos(
+        gateway,
+        &[
+            "latency",
+            "--service",
+            "payment",
+            "--operation",
+            "process inventory",
+            "--partition",
+            "3",
+            "--ms",
+            "150",
+            "--for",
+            "20s",
+        ],
+    );
+    let started = fault_time(vigil, id, "start");
+    let since = started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let peer_anomalies = || {
+        anomalies(vigil, &format!("service=payment&start={since}&limit=1000"))
+            .into_iter()
+            .filter(|a| a["detectors"].as_str().unwrap().contains("peers"))
+            .collect::<Vec<Value>>()
+    };
+    let member = "process inventory{messaging.destination.partition.id=3}";
+    assert!(
+        eventually(Duration::from_secs(60), || peer_anomalies()
+            .iter()
+            .any(|a| a["operation"] == member)),
+        "no peer anomaly on partition 3; found: {:?}",
+        anomalies(vigil, &format!("start={since}&limit=1000"))
+    );
+    let found = peer_anomalies();
+    let a = found
+        .iter()
+        .filter(|a| a["operation"] == member)
+        .min_by_key(|a| a["time"].as_str().unwrap().to_string())
+        .unwrap();
+    let at: DateTime<Utc> = a["time"].as_str().unwrap().parse().unwrap();
+    let after = (at - started).num_milliseconds() as f64 / 1e3;
+    eprintln!("partition fault at {started}; peer anomaly window ending {at} (+{after:.1} s): {a}");
+    assert!(after <= 60.0, "peer anomaly {after:.1} s after the fault");
+    let top = a["top_feature"].as_str().unwrap();
+    assert!(top.starts_with("latency_"), "{a}");
+    assert!(
+        a["observed"][top].as_f64().unwrap() > a["expected"][top].as_f64().unwrap() + 0.1,
+        "the injected 150 ms shows against the peers in {top}: {a}"
+    );
+    let others: Vec<&Value> = found.iter().filter(|a| a["operation"] != member).collect();
+    assert!(others.is_empty(), "only partition 3 is blamed: {others:?}");
 }
 
 /// `vigil bench anomalies` at a small scale: it fills every series' history, then reports

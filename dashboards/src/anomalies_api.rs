@@ -96,6 +96,7 @@ fn status(s: &DetectorStatus) -> Value {
         "series": s.monitor.series,
         "warming_up": s.monitor.warming_up,
         "warming": warming,
+        "peer_groups": s.peer_groups,
         "last_window_end": s.last_window_end,
         "last_duration_seconds": s.last_duration.as_secs_f64(),
         "windows": s.windows,

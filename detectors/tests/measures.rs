@@ -18,7 +18,7 @@ use vigil_detectors::anomaly::monitor::Anomaly;
 use vigil_detectors::eval::group::{GroupState, measure};
 use vigil_detectors::eval::spans::SpanWindow;
 use vigil_detectors::eval::{Sample, Window};
-use vigil_detectors::features::{Feature, SeriesKey, WatchedMetric, extract};
+use vigil_detectors::features::{Feature, SeriesKey, WatchedMetric, extract, extract_partitions};
 use vigil_detectors::rules::model::Aggregation;
 use vigil_detectors::rules::{Rule, parse};
 use vigil_store::schema::schema;
@@ -94,7 +94,7 @@ fn batch(signal: Signal, n: usize, given: Vec<(&str, ArrayRef)>) -> RecordBatch 
 
 /// Payment's consumer spans in the last minute: durations 10..90 ms and one of 1 s, two of
 /// them errors (20 ms and 1 s); plus spans that must not count: older than the window, of
-/// another service, of another kind.
+/// another service, of another kind. Span `i` came from partition `i % 3`.
 fn spans() -> RecordBatch {
     let ms = [10, 20, 30, 40, 50, 60, 70, 80, 90, 1000, 5000, 7000, 3000];
     let n = ms.len();
@@ -107,12 +107,16 @@ fn spans() -> RecordBatch {
     status[9] = "ERROR";
     let mut t: Vec<i64> = (0..10).map(|i| ago(5.0 + f64::from(i))).collect();
     t.extend([ago(90.0), ago(10.0), ago(10.0)]);
+    let partitions = ["0", "1", "2"];
     let attributes: Vec<Vec<(&str, &str)>> = (0..n)
         .map(|i| {
-            vec![(
-                "messaging.destination.name",
-                if i % 2 == 0 { "orders" } else { "stock" },
-            )]
+            vec![
+                (
+                    "messaging.destination.name",
+                    if i % 2 == 0 { "orders" } else { "stock" },
+                ),
+                ("messaging.destination.partition.id", partitions[i % 3]),
+            ]
         })
         .collect();
     batch(
@@ -674,4 +678,38 @@ async fn watched_metrics_are_series_of_their_own() {
             .filter(|o| o.key.operation.starts_with("metric "))
             .all(|o| o.key.service == "payment")
     );
+}
+
+#[tokio::test]
+async fn each_partition_of_a_consumer_is_a_member_of_its_group() {
+    let (_dir, s) = store().await;
+    let window = Window::ending(now(), std::time::Duration::from_secs(300));
+    let found = extract_partitions(&s.session().unwrap(), window)
+        .await
+        .unwrap();
+    let payment = SeriesKey {
+        service: "payment".into(),
+        operation: "process payments".into(),
+    };
+    let members: Vec<_> = found.iter().filter(|m| m.group == payment).collect();
+    // Consumer spans 0..=10 of payment (the producer span is not a delivery): partition 0
+    // has spans 0, 3, 6, 9 (9 an error), 1 has 1 (an error), 4, 7, 10, and 2 has 2, 5, 8.
+    assert_eq!(members.len(), 3, "{found:?}");
+    for (m, (count, errors)) in members.iter().zip([(4.0, 1.0), (4.0, 1.0), (3.0, 0.0)]) {
+        let p = m.observation.key.operation.clone();
+        assert!(
+            p.starts_with("process payments{messaging.destination.partition.id="),
+            "{p}"
+        );
+        let v = m.observation.values;
+        close(v[Feature::RequestRate.index()].unwrap(), count / 300.0);
+        close(v[Feature::ErrorRate.index()].unwrap(), errors / count);
+        assert_eq!(m.observation.key.service, "payment");
+    }
+    assert_eq!(
+        members[2].observation.key.operation,
+        "process payments{messaging.destination.partition.id=2}"
+    );
+    // Shipping's one delivery is a group of its own.
+    assert_eq!(found.len(), 4, "{found:?}");
 }

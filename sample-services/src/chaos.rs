@@ -88,6 +88,10 @@ pub struct FaultSpec {
     /// an outage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
+    /// Only deliveries from this partition of the consumed topic (latency, errors and CPU
+    /// burn on consumer handlers): one partition misbehaving while its peers do not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<usize>,
     /// What it does.
     #[serde(flatten)]
     pub kind: FaultKind,
@@ -129,6 +133,8 @@ pub enum Point<'a> {
     Handler(&'a str),
     /// A call to the named downstream dependency.
     Dependency(&'a str),
+    /// A consumer handler (its span name) processing a delivery from `partition`.
+    Delivery(&'a str, usize),
 }
 
 /// What the faults active at one point do to one call there.
@@ -204,6 +210,17 @@ impl Chaos {
     /// Starts a fault and records it; it stops after its duration, if it has one.
     pub fn start(self: &Arc<Self>, spec: FaultSpec) -> Result<Fault, ChaosError> {
         spec.kind.check()?;
+        if spec.partition.is_some()
+            && !matches!(
+                spec.kind,
+                FaultKind::Latency { .. } | FaultKind::Errors { .. } | FaultKind::CpuBurn { .. }
+            )
+        {
+            return Err(ChaosError::Invalid(format!(
+                "a {} fault cannot be limited to a partition (latency, errors and cpu_burn can)",
+                spec.kind.name()
+            )));
+        }
         let telemetry = self
             .services
             .get(spec.service.as_str())
@@ -282,14 +299,18 @@ impl Chaos {
         let hits = |op: &Option<String>, name: &str| op.as_deref().is_none_or(|o| o == name);
         let mut effects = Effects::default();
         for kind in self.active(service, |spec| {
+            let handler_kind = matches!(
+                spec.kind,
+                FaultKind::Latency { .. } | FaultKind::Errors { .. } | FaultKind::CpuBurn { .. }
+            );
             let applies = match (&spec.kind, point) {
                 (FaultKind::Outage {}, Point::Dependency(d)) => hits(&spec.operation, d),
-                (
-                    FaultKind::Latency { .. }
-                    | FaultKind::Errors { .. }
-                    | FaultKind::CpuBurn { .. },
-                    Point::Handler(h),
-                ) => hits(&spec.operation, h),
+                (_, Point::Handler(h)) if handler_kind => {
+                    spec.partition.is_none() && hits(&spec.operation, h)
+                }
+                (_, Point::Delivery(h, p)) if handler_kind => {
+                    spec.partition.is_none_or(|want| want == p) && hits(&spec.operation, h)
+                }
                 (
                     FaultKind::Latency { .. }
                     | FaultKind::Errors { .. }
@@ -356,6 +377,9 @@ fn record(telemetry: &Telemetry, fault: &Fault, action: &'static str) {
             spec.operation.clone().unwrap_or_default(),
         ),
     ];
+    if let Some(p) = spec.partition {
+        attributes.push(("chaos.partition", p.to_string()));
+    }
     match spec.kind {
         FaultKind::Latency { ms } => attributes.push(("chaos.latency_ms", ms.to_string())),
         FaultKind::CpuBurn { ms } => attributes.push(("chaos.cpu_ms", ms.to_string())),
@@ -400,6 +424,7 @@ mod tests {
         FaultSpec {
             service: service.into(),
             operation: operation.map(Into::into),
+            partition: None,
             kind,
             duration_secs: None,
         }
@@ -443,6 +468,36 @@ mod tests {
         assert_eq!(
             c.effects("payment", Point::Dependency("card-processor")),
             Effects::default()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_partition_fault_hits_only_that_partitions_deliveries() {
+        let c = chaos();
+        let mut slow = spec(
+            "payment",
+            Some("process inventory"),
+            FaultKind::Latency { ms: 150 },
+        );
+        slow.partition = Some(3);
+        c.start(slow).unwrap();
+        let at = |p| c.effects("payment", Point::Delivery("process inventory", p));
+        assert_eq!(at(3).latency, Duration::from_millis(150));
+        assert_eq!(at(2), Effects::default());
+        assert_eq!(
+            c.effects("payment", Point::Handler("process inventory")),
+            Effects::default()
+        );
+        // A fault without a partition still hits every delivery.
+        c.start(spec("payment", None, FaultKind::CpuBurn { ms: 1 }))
+            .unwrap();
+        assert_eq!(at(2).cpu, Duration::from_millis(1));
+        let mut stall = spec("payment", None, FaultKind::Stall {});
+        stall.partition = Some(1);
+        let refused = c.start(stall).unwrap_err().to_string();
+        assert!(
+            refused.contains("cannot be limited to a partition"),
+            "{refused}"
         );
     }
 

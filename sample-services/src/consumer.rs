@@ -255,7 +255,9 @@ impl<'a, B: Bus> Processor<'a, B> {
             return Ok(Outcome::Duplicate);
         }
         let id = event.event_id.clone();
-        let handled = match self.ctx.faults(&handler_name(&delivery.topic)).await {
+        let handler = handler_name(&delivery.topic);
+        let faults = self.ctx.delivery_faults(&handler, delivery.partition);
+        let handled = match faults.await {
             Ok(()) => handle(event).await,
             Err(injected) => Err(injected),
         };
@@ -535,6 +537,7 @@ mod tests {
             .start(FaultSpec {
                 service: "svc".into(),
                 operation: None,
+                partition: None,
                 kind: FaultKind::Stall {},
                 duration_secs: None,
             })
@@ -579,6 +582,7 @@ mod tests {
             .start(FaultSpec {
                 service: "svc".into(),
                 operation: Some(handler_name("orders")),
+                partition: None,
                 kind: FaultKind::Errors { rate: 1.0 },
                 duration_secs: None,
             })

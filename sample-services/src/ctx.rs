@@ -52,10 +52,17 @@ impl<B> Ctx<B> {
 
     /// Applies the faults on this service's `handler` (delay, CPU burn, injected error).
     pub async fn faults(&self, handler: &str) -> Result<(), String> {
-        self.chaos
-            .effects(self.service(), Point::Handler(handler))
-            .apply()
-            .await
+        self.at(Point::Handler(handler)).await
+    }
+
+    /// Applies the faults on this service's consumer `handler` for a delivery from
+    /// `partition`.
+    pub async fn delivery_faults(&self, handler: &str, partition: usize) -> Result<(), String> {
+        self.at(Point::Delivery(handler, partition)).await
+    }
+
+    async fn at(&self, point: Point<'_>) -> Result<(), String> {
+        self.chaos.effects(self.service(), point).apply().await
     }
 
     /// Calls `dep` in a CLIENT span (child of the current context): one round trip, the

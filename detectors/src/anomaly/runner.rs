@@ -1,6 +1,7 @@
 //! The live anomaly detector: every window (10 s by default, aligned to the clock) it reads
-//! the window that just ended from the store, scores every series with the [`Monitor`],
-//! writes the anomalies to the `anomalies` table and publishes its status.
+//! the window that just ended from the store, scores every series with the [`Monitor`] and
+//! every consumer's partitions against each other with the [`PeerMonitor`], writes the
+//! anomalies to the `anomalies` table and publishes its status.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,8 +15,9 @@ use vigil_store::{Signal, Store};
 
 use super::history::anomalies_batch;
 use super::monitor::{Monitor, MonitorConfig, MonitorStatus};
+use super::peers::{PeerConfig, PeerMonitor};
 use crate::eval::Window;
-use crate::features::{WatchedMetric, extract};
+use crate::features::{WatchedMetric, extract, extract_partitions};
 
 /// `[anomaly]`: the live anomaly detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +67,26 @@ impl AnomalyConfig {
             ..MonitorConfig::default()
         }
     }
+
+    fn peers(&self) -> PeerConfig {
+        PeerConfig {
+            sensitivity: self.sensitivity,
+            ..PeerConfig::default()
+        }
+    }
+}
+
+/// The models the detector keeps between windows.
+struct Models {
+    series: Monitor,
+    peers: PeerMonitor,
+}
+
+/// What one window's scoring leaves for the status.
+struct Scored {
+    anomalies: u64,
+    monitor: MonitorStatus,
+    peer_groups: usize,
 }
 
 /// What the detector is doing, for the API and `/metrics`.
@@ -80,6 +102,8 @@ pub struct DetectorStatus {
     pub warm_up: usize,
     /// Models and warm-up.
     pub monitor: MonitorStatus,
+    /// Peer groups compared (consumer operations with partitions).
+    pub peer_groups: usize,
     /// End of the last window scored.
     pub last_window_end: Option<DateTime<Utc>>,
     /// How long the last window took (read, score, write).
@@ -122,6 +146,12 @@ impl DetectorStatus {
                 "gauge",
                 "Series with a model.",
                 self.monitor.series as f64,
+            ),
+            (
+                "vigil_anomaly_peer_groups",
+                "gauge",
+                "Consumer operations whose partitions are compared with each other.",
+                self.peer_groups as f64,
             ),
             (
                 "vigil_anomaly_series_warming_up",
@@ -204,7 +234,10 @@ async fn run(
     stop.as_mut().enable();
     let window = config.window.0.max(Duration::from_millis(100));
     let len = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX);
-    let mut monitor = Some(Monitor::new(config.monitor()));
+    let mut models = Some(Models {
+        series: Monitor::new(config.monitor()),
+        peers: PeerMonitor::new(config.peers()),
+    });
     let mut next_end = last_complete(Utc::now(), window, config.delay.0) + len;
     loop {
         let due = DateTime::from_timestamp_nanos(next_end) + config.delay.0;
@@ -218,15 +251,16 @@ async fn run(
             start: next_end - len,
             end: next_end,
         };
-        let result = score(&store, w, &config.metrics, &mut monitor).await;
+        let result = score(&store, w, &config.metrics, &mut models).await;
         let mut s = lock(&status);
         s.windows += 1;
         s.last_window_end = Some(DateTime::from_timestamp_nanos(w.end));
         s.last_duration = started.elapsed();
         match result {
-            Ok((found, m)) => {
-                s.anomalies += found;
-                s.monitor = m;
+            Ok(scored) => {
+                s.anomalies += scored.anomalies;
+                s.monitor = scored.monitor;
+                s.peer_groups = scored.peer_groups;
             }
             Err(e) => {
                 s.failures += 1;
@@ -239,29 +273,33 @@ async fn run(
         drop(s);
         // A slow window skips the ones it overran rather than falling further behind.
         next_end = (next_end + len).max(last_complete(Utc::now(), window, config.delay.0));
-        if monitor.is_none() {
+        if models.is_none() {
             break;
         }
     }
 }
 
-/// Reads, scores and records one window; the monitor is scored off the async runtime.
+/// Reads, scores and records one window; the models are scored off the async runtime.
 async fn score(
     store: &Store,
     window: Window,
     watched: &[WatchedMetric],
-    monitor: &mut Option<Monitor>,
-) -> Result<(u64, MonitorStatus), String> {
+    models: &mut Option<Models>,
+) -> Result<Scored, String> {
     let ctx = store.session().map_err(|e| e.to_string())?;
     let observations = extract(&ctx, window, watched)
         .await
         .map_err(|e| e.to_string())?;
-    let Some(mut m) = monitor.take() else {
-        return Err("the monitor was lost".into());
+    let members = extract_partitions(&ctx, window)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(mut m) = models.take() else {
+        return Err("the models were lost".into());
     };
-    let (m, anomalies, status) = tokio::task::spawn_blocking(move || {
-        let anomalies = m.observe(window, observations);
-        let status = m.status();
+    let (m, anomalies, monitor) = tokio::task::spawn_blocking(move || {
+        let mut anomalies = m.series.observe(window, observations);
+        anomalies.extend(m.peers.observe(window, members));
+        let status = m.series.status();
         (m, anomalies, status)
     })
     .await
@@ -283,11 +321,16 @@ async fn score(
     // Training happens once the window's anomalies are out, so it never delays them.
     let m = tokio::task::spawn_blocking(move || {
         let mut m = m;
-        m.refit_due();
+        m.series.refit_due();
         m
     })
     .await
     .map_err(|e| format!("refitting panicked: {e}"))?;
-    *monitor = Some(m);
-    written.map(|()| (anomalies.len() as u64, status))
+    let peer_groups = m.peers.groups();
+    *models = Some(m);
+    written.map(|()| Scored {
+        anomalies: anomalies.len() as u64,
+        monitor,
+        peer_groups,
+    })
 }

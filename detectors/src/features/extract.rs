@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use arrow::array::Array;
 use datafusion::prelude::SessionContext;
 
-use super::{Feature, Observation, SeriesKey, WatchedMetric};
+use super::{Feature, Observation, PeerMember, SeriesKey, WatchedMetric};
 use crate::eval::group::CONSUMER_LAG_METRIC;
 use crate::eval::{EvalError, Window, floats, metrics, strings, text};
 use crate::rules::model::{Aggregation, MetricSelector, SpanSelector};
@@ -14,19 +14,42 @@ use crate::rules::model::{Aggregation, MetricSelector, SpanSelector};
 /// Severity number of ERROR in OpenTelemetry's log data model.
 const ERROR_SEVERITY: i32 = 17;
 
+/// The attribute naming the partition a consumer span's message came from.
+pub const PARTITION_ATTRIBUTE: &str = "messaging.destination.partition.id";
+
+/// How a window's spans are grouped into series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grouping {
+    /// Per (service, span name).
+    Operation,
+    /// Entry spans (SERVER and CONSUMER) per service, operation `''`.
+    Service,
+    /// Consumer spans per (service, span name, partition), operation
+    /// `<span name>{messaging.destination.partition.id=<p>}`.
+    Partition,
+}
+
 /// The aggregate of one window's spans per series, computed by the query engine as it
 /// streams the window (t-digest percentiles), so memory is bounded by the number of series,
-/// never by the number of spans. `operation` is the span name, or `''` for entry spans
-/// (SERVER and CONSUMER) aggregated per service.
-fn span_query(window: Window, per_service: bool) -> String {
-    let (operation, filter, group) = if per_service {
-        (
-            "''",
-            " AND span_kind IN ('SERVER', 'CONSUMER')",
-            "service_name",
-        )
-    } else {
-        ("span_name", "", "service_name, span_name")
+/// never by the number of spans.
+fn span_query(window: Window, grouping: Grouping) -> String {
+    let partition = format!("attributes['{PARTITION_ATTRIBUTE}']");
+    let (operation, filter, group) = match grouping {
+        Grouping::Operation => (
+            "span_name".to_string(),
+            String::new(),
+            "service_name, span_name".to_string(),
+        ),
+        Grouping::Service => (
+            "''".to_string(),
+            " AND span_kind IN ('SERVER', 'CONSUMER')".to_string(),
+            "service_name".to_string(),
+        ),
+        Grouping::Partition => (
+            format!("concat(span_name, '{{{PARTITION_ATTRIBUTE}=', {partition}, '}}')"),
+            format!(" AND span_kind = 'CONSUMER' AND {partition} IS NOT NULL"),
+            format!("service_name, span_name, {partition}"),
+        ),
     };
     format!(
         "SELECT service_name, {operation} AS operation, count(*) AS n, \
@@ -81,6 +104,36 @@ async fn span_features(
     Ok(())
 }
 
+/// Each consumer operation's deliveries per partition in `window`: the members of the peer
+/// groups, one observation each (span features only), keyed
+/// `<span name>{messaging.destination.partition.id=<p>}`.
+pub async fn extract_partitions(
+    ctx: &SessionContext,
+    window: Window,
+) -> Result<Vec<PeerMember>, EvalError> {
+    let seconds = window.seconds().max(f64::MIN_POSITIVE);
+    let mut out = BTreeMap::new();
+    span_features(
+        ctx,
+        &span_query(window, Grouping::Partition),
+        seconds,
+        &mut out,
+    )
+    .await?;
+    let marker = format!("{{{PARTITION_ATTRIBUTE}=");
+    Ok(out
+        .into_values()
+        .filter_map(|observation| {
+            let (operation, _) = observation.key.operation.rsplit_once(&marker)?;
+            let group = SeriesKey {
+                service: observation.key.service.clone(),
+                operation: operation.to_string(),
+            };
+            Some(PeerMember { group, observation })
+        })
+        .collect())
+}
+
 /// Every series with telemetry in `window`, ordered by service then operation (the service
 /// series first), and every series of the `watched` metrics.
 pub async fn extract(
@@ -90,8 +143,8 @@ pub async fn extract(
 ) -> Result<Vec<Observation>, EvalError> {
     let seconds = window.seconds().max(f64::MIN_POSITIVE);
     let mut out: BTreeMap<SeriesKey, Observation> = BTreeMap::new();
-    for per_service in [false, true] {
-        span_features(ctx, &span_query(window, per_service), seconds, &mut out).await?;
+    for grouping in [Grouping::Operation, Grouping::Service] {
+        span_features(ctx, &span_query(window, grouping), seconds, &mut out).await?;
     }
     let service = |name: &str| SeriesKey {
         service: name.to_string(),

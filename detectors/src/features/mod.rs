@@ -1,10 +1,11 @@
-//! Windowed features: per service (entry spans, error logs, consumer lag) and per
-//! (service, operation), one value per feature for each fixed window read from the store
-//! (`extract.rs`). Each window is read once, bounded by time, so history is never rescanned.
+//! Windowed features: per service (entry spans, error logs, consumer lag), per (service,
+//! operation) and per partition of each consumer operation (the members of a peer group),
+//! one value per feature for each fixed window read from the store (`extract.rs`). Each
+//! window is read once, bounded by time, so history is never rescanned.
 
 pub mod extract;
 
-pub use extract::extract;
+pub use extract::{PARTITION_ATTRIBUTE, extract, extract_partitions};
 
 use std::collections::BTreeMap;
 
@@ -160,6 +161,16 @@ pub struct Observation {
     pub values: [Option<f64>; Feature::COUNT],
     /// Exemplar traces: the slowest span's and an error span's.
     pub trace_ids: Vec<String>,
+}
+
+/// One member of a peer group in one window: a consumer operation's deliveries from one
+/// partition, compared with the same operation's other partitions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerMember {
+    /// The group: the service and consumer operation.
+    pub group: SeriesKey,
+    /// The member's features, keyed by its own series name.
+    pub observation: Observation,
 }
 
 impl Observation {
