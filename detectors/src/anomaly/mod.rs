@@ -5,6 +5,7 @@
 //! (`monitor.rs`), peer outliers among a consumer's partitions (`peers.rs`) and the task
 //! that runs them every window (`runner.rs`).
 
+pub mod changepoint;
 pub mod history;
 pub mod iforest;
 pub mod monitor;

@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use linfa::traits::Fit;
 use ndarray::{Array2, ArrayView1};
 
+use super::changepoint::{ChangepointConfig, Changepoints};
 use super::iforest::{IsolationForest, IsolationForestParams, dataset};
 use super::seasonal::SeasonalConfig;
 use super::univariate::{Cause, NoiseFloor, Scored, UnivariateConfig, UnivariateDetector};
@@ -32,6 +33,8 @@ pub struct MonitorConfig {
     /// Each feature's seasonal baseline (its `history` is the monitor's): periods of 4
     /// windows up to a third of the history, refitted every 60 windows.
     pub seasonal: SeasonalConfig,
+    /// Each feature's changepoint detector (level shifts that hold).
+    pub changepoints: ChangepointConfig,
     /// The forest's parameters. Smaller than the paper's defaults: a series keeps its own
     /// forest, and 50 trees of 128 samples (about 100 KiB) instead of 100 of 256 (about
     /// 800 KiB) keeps a thousand series in memory and in the scoring budget.
@@ -50,6 +53,7 @@ impl Default for MonitorConfig {
                 refit_every: 60,
                 ..SeasonalConfig::default()
             },
+            changepoints: ChangepointConfig::default(),
             forest: IsolationForestParams {
                 trees: 50,
                 sample_size: 128,
@@ -60,7 +64,7 @@ impl Default for MonitorConfig {
 }
 
 /// The detectors an anomaly can come from.
-pub const DETECTORS: [&str; 3] = ["baseline", "seasonal", "iforest"];
+pub const DETECTORS: [&str; 4] = ["baseline", "seasonal", "iforest", "changepoint"];
 
 /// One series' anomalous window.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,6 +119,8 @@ fn shingle(rows: &VecDeque<Row>, end: usize, row: &Row, len: usize, out: &mut Ve
 #[derive(Debug)]
 struct SeriesModel {
     baselines: Vec<UnivariateDetector>,
+    /// Each feature's changepoint detector.
+    changes: Vec<Changepoints>,
     /// Feature vectors of past windows, oldest first (unmeasured features carried forward).
     rows: VecDeque<Row>,
     last: Row,
@@ -145,8 +151,16 @@ impl SeriesModel {
             d.stagger(phase % config.seasonal.refit_every.max(1));
             d
         };
+        let changes = |f: Feature| {
+            let (relative, absolute) = f.noise_floor();
+            Changepoints::new(
+                config.changepoints.clone(),
+                NoiseFloor { relative, absolute },
+            )
+        };
         SeriesModel {
             baselines: Feature::ALL.into_iter().map(baseline).collect(),
+            changes: Feature::ALL.into_iter().map(changes).collect(),
             rows: VecDeque::with_capacity(config.history + 1),
             last: [0.0; Feature::COUNT],
             forest: None,
@@ -200,10 +214,13 @@ impl SeriesModel {
     ) -> Option<Anomaly> {
         let mut row = self.last;
         let mut scored: Vec<(Feature, Scored, f64)> = Vec::new();
+        let mut shifts: Vec<(Feature, f64)> = Vec::new();
         for f in Feature::ALL {
             if let Some(v) = o.values[f.index()] {
                 row[f.index()] = v;
                 scored.push((f, self.baselines[f.index()].update(v), v));
+                let shift = self.changes[f.index()].update(v);
+                shifts.push((f, shift.map_or(0.0, |c| c.probability)));
             }
         }
         let forest = self.forest.as_ref().map(|forest| {
@@ -237,7 +254,8 @@ impl SeriesModel {
         let (rolling, seasonal) = (by(false), by(true));
         let baseline = rolling.max(seasonal);
         let forest_score = forest.as_ref().map_or(0.0, |(s, _)| *s);
-        let score = baseline.max(forest_score);
+        let changepoint = shifts.iter().map(|(_, p)| *p).fold(0.0, f64::max);
+        let score = baseline.max(forest_score).max(changepoint);
         if score < config.sensitivity || scored.is_empty() {
             return None;
         }
@@ -247,6 +265,12 @@ impl SeriesModel {
         for (f, s, _) in &scored {
             if total > 0.0 {
                 shares[f.index()] += baseline * s.raw / total;
+            }
+        }
+        let total: f64 = shifts.iter().map(|(_, p)| p).sum();
+        for (f, p) in &shifts {
+            if total > 0.0 {
+                shares[f.index()] += changepoint * p / total;
             }
         }
         if let (Some(model), Some((s, x))) = (&self.forest, &forest) {
@@ -274,7 +298,7 @@ impl SeriesModel {
             .iter()
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map_or(measured[0], |(f, _)| *f);
-        let detectors = [rolling, seasonal, forest_score]
+        let detectors = [rolling, seasonal, forest_score, changepoint]
             .iter()
             .zip(DETECTORS)
             .filter(|(s, _)| **s >= config.sensitivity)
@@ -432,6 +456,26 @@ mod tests {
             "{a:?}"
         );
         assert_eq!(a.trace_ids, vec![format!("{:032x}", 200)]);
+    }
+
+    #[test]
+    fn a_modest_shift_that_holds_is_a_changepoint() {
+        let mut m = Monitor::new(MonitorConfig::default());
+        for i in 0..200 {
+            assert!(
+                step(&mut m, i, vec![steady(i, 1.0)]).is_empty(),
+                "window {i}"
+            );
+        }
+        // Latency 15% up: a few of its wiggles, too little for one window to stand out.
+        let first = step(&mut m, 200, vec![steady(200, 1.15)]);
+        assert!(first.is_empty(), "{first:?}");
+        let found: Vec<Anomaly> = (201..206)
+            .flat_map(|i| step(&mut m, i, vec![steady(i, 1.15)]))
+            .collect();
+        let a = found.first().unwrap_or_else(|| panic!("no changepoint"));
+        assert_eq!(a.detectors, vec!["changepoint"], "{a:?}");
+        assert!(a.top_feature.name().starts_with("latency_"), "{a:?}");
     }
 
     #[test]

@@ -51,7 +51,8 @@ pub struct NoiseFloor {
 }
 
 impl NoiseFloor {
-    fn of(&self, mean: f64) -> f64 {
+    /// The floor for a series around `mean`.
+    pub fn of(&self, mean: f64) -> f64 {
         (self.relative * mean.abs()).max(self.absolute)
     }
 }
