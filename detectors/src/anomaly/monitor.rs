@@ -232,7 +232,7 @@ impl SeriesModel {
                 config.shingle.max(1),
                 &mut x,
             );
-            forest.explain(ArrayView1::from(&x))
+            (forest.score(ArrayView1::from(&x)), x)
         });
         self.last = row;
         self.rows.push_back(row);
@@ -274,6 +274,7 @@ impl SeriesModel {
             }
         }
         if let (Some(model), Some((s, x))) = (&self.forest, &forest) {
+            // Which dimensions of this window's shingle isolated it.
             let (_, per_dim) = model.explain(ArrayView1::from(x));
             for (d, c) in per_dim.iter().enumerate() {
                 shares[d % Feature::COUNT] += s * c;
