@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Label name → value; ordered, so equal sets compare and hash equally.
 pub type Labels = BTreeMap<String, String>;
 
 /// Where an alert is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
     /// The condition holds but not yet for the rule's `for` duration.
@@ -64,6 +64,22 @@ impl fmt::Display for Fingerprint {
     }
 }
 
+impl std::str::FromStr for Fingerprint {
+    type Err = std::num::ParseIntError;
+    /// Reads the 16 hex digits `Display` writes.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        u64::from_str_radix(s, 16).map(Fingerprint)
+    }
+}
+
+impl<'de> Deserialize<'de> for Fingerprint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 impl Serialize for Fingerprint {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -71,7 +87,7 @@ impl Serialize for Fingerprint {
 }
 
 /// One alert: a label set (its identity) in a state, with what explains it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
     /// Identity: `alertname`, `severity`, the series' labels and the rule's extra labels.
@@ -104,13 +120,7 @@ impl Alert {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::testing::labels;
 
     #[test]
     fn fingerprints_are_fnv1a_over_sorted_labels() {

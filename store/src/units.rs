@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A duration written as an integer and a unit: `ms`, `s`, `m`, `h`, `d`, `w`.
+/// A duration written as whole numbers with units, largest first: `ms`, `s`, `m`, `h`, `d`,
+/// `w`, `y` (e.g. `250ms`, `1h30m`), or `0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct HumanDuration(pub Duration);
 
@@ -36,25 +37,52 @@ impl FromStr for HumanDuration {
             input: input.to_string(),
             reason,
         };
-        let (num, unit) = split_number(input.trim());
-        let n: u64 = num
-            .parse()
-            .map_err(|_| err("expected a whole number followed by ms, s, m, h, d or w"))?;
-        let secs = |mult: u64| {
-            n.checked_mul(mult)
-                .map(Duration::from_secs)
-                .ok_or_else(|| err("too large"))
-        };
-        let d = match unit {
-            "ms" => Duration::from_millis(n),
-            "s" => secs(1)?,
-            "m" => secs(60)?,
-            "h" => secs(3600)?,
-            "d" => secs(86_400)?,
-            "w" => secs(7 * 86_400)?,
-            _ => return Err(err("unknown unit; use ms, s, m, h, d or w")),
-        };
-        Ok(HumanDuration(d))
+        let text = input.trim();
+        if text == "0" {
+            return Ok(HumanDuration(Duration::ZERO));
+        }
+        // Whole numbers with units, largest unit first, each unit once: `90s`, `1h30m`.
+        const UNITS: [(&str, u64); 7] = [
+            ("y", 365 * 86_400_000),
+            ("w", 7 * 86_400_000),
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+            ("ms", 1),
+        ];
+        let mut rest = text;
+        let mut millis: u64 = 0;
+        let mut next_unit = 0;
+        while !rest.is_empty() {
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let n: u64 = rest[..digits].parse().map_err(|_| {
+                err("expected whole numbers followed by ms, s, m, h, d, w or y, e.g. 1h30m")
+            })?;
+            rest = &rest[digits..];
+            let letters = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let unit = rest[..letters].trim();
+            rest = &rest[letters..];
+            let Some(at) = UNITS.iter().position(|(u, _)| *u == unit) else {
+                return Err(err("unknown unit; use ms, s, m, h, d, w or y"));
+            };
+            if at < next_unit {
+                return Err(err("units go from the largest to the smallest, each once"));
+            }
+            next_unit = at + 1;
+            millis = n
+                .checked_mul(UNITS[at].1)
+                .and_then(|v| v.checked_add(millis))
+                .ok_or_else(|| err("too large"))?;
+        }
+        if text.is_empty() {
+            return Err(err("empty"));
+        }
+        Ok(HumanDuration(Duration::from_millis(millis)))
     }
 }
 
@@ -159,6 +187,13 @@ mod tests {
             "5m".parse::<HumanDuration>().unwrap().0,
             Duration::from_secs(300)
         );
+        assert_eq!(
+            "1h30m".parse::<HumanDuration>().unwrap().0,
+            Duration::from_secs(5_400)
+        );
+        assert_eq!("0".parse::<HumanDuration>().unwrap().0, Duration::ZERO);
+        assert!("30m1h".parse::<HumanDuration>().is_err());
+        assert!("1m1m".parse::<HumanDuration>().is_err());
         assert!("5 parsecs".parse::<HumanDuration>().is_err());
         assert!("".parse::<HumanDuration>().is_err());
         // A bare number is ambiguous for a duration.

@@ -1,0 +1,30 @@
+//! Builders the unit tests share: label sets and alerts from literal pairs.
+
+use chrono::DateTime;
+
+use crate::alert::{Alert, AlertState, Fingerprint, Labels};
+
+/// A label set from `(name, value)` pairs.
+pub fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// An alert with these labels in `state`, active since 2023-11-14 22:13:20 UTC, with no
+/// annotations.
+pub fn alert(pairs: &[(&str, &str)], state: AlertState) -> Alert {
+    let labels = labels(pairs);
+    Alert {
+        fingerprint: Fingerprint::of(&labels),
+        labels,
+        annotations: Labels::new(),
+        state,
+        active_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default(),
+        fired_at: None,
+        resolved_at: None,
+        value: None,
+        generator: String::new(),
+    }
+}
