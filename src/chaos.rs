@@ -1,8 +1,6 @@
 //! `vigil chaos`: starts, lists and stops faults through the sample services' admin API.
 
-use anyhow::{Context, bail};
 use reqwest::Method;
-use serde_json::Value;
 use vigil_sample_services::chaos::{FaultKind, FaultSpec};
 
 use crate::cli::{ChaosArgs, ChaosWhat, FaultTarget};
@@ -51,25 +49,8 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
             Some(spec(target, FaultKind::CpuBurn { ms })),
         ),
     };
-    let mut request = reqwest::Client::new().request(method, &url);
-    if let Some(body) = &body {
-        request = request.json(body);
-    }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the services' admin API at {url}"))?;
-    let status = response.status();
-    let answer: Value = response
-        .json()
-        .await
-        .with_context(|| format!("reading the answer of {url}"))?;
-    if !status.is_success() {
-        bail!(
-            "{} ({status})",
-            answer["error"].as_str().unwrap_or("request refused")
-        );
-    }
+    let body = body.map(|b| serde_json::to_value(&b)).transpose()?;
+    let answer = crate::api_client::call(method, &url, body, "the services' admin API").await?;
     println!("{}", serde_json::to_string_pretty(&answer)?);
     Ok(())
 }

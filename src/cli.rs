@@ -32,10 +32,55 @@ pub enum Command {
     Load(LoadArgs),
     /// Start, list and stop faults in running sample services.
     Chaos(ChaosArgs),
+    /// Create, list and expire silences in a running Vigil.
+    Silence(SilenceArgs),
     /// Work with SLA rule files.
     Rules(RulesArgs),
     /// Score the anomaly detector on the Numenta Anomaly Benchmark.
     Nab(NabArgs),
+}
+
+/// `vigil silence`.
+#[derive(Debug, Args)]
+pub struct SilenceArgs {
+    /// Base URL of the Vigil API.
+    #[arg(
+        long,
+        env = "VIGIL_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub url: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub what: SilenceWhat,
+}
+
+/// `vigil silence` commands.
+#[derive(Debug, Subcommand)]
+pub enum SilenceWhat {
+    /// Mute notifications of alerts matching every matcher, from now on for a while.
+    Add {
+        /// Label matchers such as `service="payment"` or `alertname=~"Slow.*"`.
+        #[arg(required = true)]
+        matchers: Vec<String>,
+        /// How long, e.g. 2h or 1h30m.
+        #[arg(long, default_value = "1h")]
+        duration: HumanDuration,
+        /// Who is silencing.
+        #[arg(long, env = "USER", default_value = "vigil-cli")]
+        author: String,
+        /// Why.
+        #[arg(long)]
+        comment: String,
+    },
+    /// Every silence, newest first, with its state.
+    List,
+    /// End a silence now.
+    Expire {
+        /// The silence's id.
+        id: String,
+    },
 }
 
 /// `vigil nab`.

@@ -1,7 +1,7 @@
 //! The `vigil serve` configuration: a TOML file with `${ENV}` expansion, then `VIGIL_*`
 //! environment variables and command-line flags on top, then limits derived from the memory budget.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use vigil_collector::CollectorConfig;
 use vigil_dashboards::ApiConfig;
 use vigil_detectors::anomaly::runner::AnomalyConfig;
 use vigil_store::StoreConfig;
-use vigil_store::units::ByteSize;
+use vigil_store::units::{ByteSize, HumanDuration};
 
 /// `[limits]`: the memory budget everything else is sized from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +61,36 @@ pub struct RulesConfig {
     pub files: Vec<std::path::PathBuf>,
 }
 
+/// `[alerting]`: where notifications about alerts go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertingSection {
+    /// The routing file: route tree, receivers, inhibition rules and time intervals in
+    /// Alertmanager's YAML shape (see config/alerting.example.yml). Without one, alerts are
+    /// grouped and can be silenced, but nobody is notified. Edits are picked up within 2 s
+    /// and on SIGHUP; an invalid file keeps the last good routing in force.
+    pub file: Option<PathBuf>,
+    /// Vigil's address as people reach it, for links in notifications
+    /// (default: `http://` and the query API's address).
+    pub external_url: Option<String>,
+    /// Longest one delivery attempt may take.
+    pub timeout: HumanDuration,
+    /// Longest wait between two attempts to deliver a notification (the waits double from 1 s
+    /// up to this, with ±20% jitter, and are never shorter than the receiver's Retry-After).
+    pub max_backoff: HumanDuration,
+}
+
+impl Default for AlertingSection {
+    fn default() -> Self {
+        AlertingSection {
+            file: None,
+            external_url: None,
+            timeout: HumanDuration(std::time::Duration::from_secs(10)),
+            max_backoff: HumanDuration(std::time::Duration::from_secs(60)),
+        }
+    }
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -79,6 +109,8 @@ pub struct VigilConfig {
     pub rules: RulesConfig,
     /// The live anomaly detector.
     pub anomaly: AnomalyConfig,
+    /// Notifications.
+    pub alerting: AlertingSection,
 }
 
 impl VigilConfig {

@@ -1,6 +1,7 @@
 //! The `vigil` command: wires the library crates into `serve`, `query`, `bench`, `demo`,
 //! `load`, `chaos`, `rules` and `nab`.
 
+mod api_client;
 mod bench;
 mod chaos;
 mod cli;
@@ -8,9 +9,11 @@ mod config;
 mod demo;
 mod load;
 mod nab;
+mod notify;
 mod query;
 mod rules;
 mod serve;
+mod silence;
 
 use clap::Parser;
 
@@ -34,6 +37,7 @@ fn main() -> std::process::ExitCode {
             cli::Command::Demo(args) => demo::run(args).await,
             cli::Command::Load(args) => load::run(args).await,
             cli::Command::Chaos(args) => chaos::run(args).await,
+            cli::Command::Silence(args) => silence::run(args).await,
             cli::Command::Rules(args) => rules::run(args),
             cli::Command::Nab(args) => nab::run(args),
         }

@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 use vigil_collector::Ingest;
 use vigil_dashboards::{ApiState, MetricsSource};
 use vigil_detectors::anomaly::runner::Detector;
-use vigil_detectors::eval::{Engine, RuleSource};
+use vigil_detectors::eval::{AlertSink, Engine, RuleSource};
 use vigil_store::Store;
 
 use crate::cli::ServeArgs;
@@ -94,10 +94,18 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
 
     let shutdown = Arc::new(Notify::new());
     let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
+    let notifier = crate::notify::start(
+        &config.alerting,
+        &config.store.data_dir,
+        format!("http://{api_addr}"),
+        shutdown.clone(),
+    )?;
     let engine = if rules.is_empty() {
         Engine::idle()
     } else {
-        let (engine, task) = Engine::start(store.clone(), rules, shutdown.clone())
+        let to_notifier = notifier.clone();
+        let sink: AlertSink = Arc::new(move |alerts| to_notifier.submit(alerts));
+        let (engine, task) = Engine::start(store.clone(), rules, shutdown.clone(), Some(sink))
             .context("loading the rule files")?;
         tasks.push(tokio::spawn(
             async move { task.await.context("rule engine") },
@@ -118,10 +126,12 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
     let ingest_stats = ingest.stats().clone();
     let rule_status = engine.clone();
     let detector_status = detector.clone();
+    let delivery_status = notifier.clone();
     let metrics: Vec<MetricsSource> = vec![
         Arc::new(move |out: &mut String| ingest_stats.render(out)),
         Arc::new(move |out: &mut String| rule_status.status().render(out)),
         Arc::new(move |out: &mut String| detector_status.status().render(out)),
+        Arc::new(move |out: &mut String| delivery_status.delivery().render(out)),
     ];
     let api = vigil_dashboards::router(ApiState {
         store: store.clone(),
@@ -130,7 +140,8 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
         ready: ready.clone(),
         rules: engine,
         anomalies: detector,
-    });
+    })
+    .merge(vigil_alerting::api::router(notifier));
 
     let otlp = config.otlp.clone();
     let (g_ingest, g_stop) = (ingest.clone(), until(&shutdown));

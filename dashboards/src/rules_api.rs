@@ -23,6 +23,8 @@ pub struct AlertFilter {
     pub service: Option<String>,
     /// The `severity` label.
     pub severity: Option<String>,
+    /// The alert's fingerprint (16 hex digits), as notifications link to it.
+    pub fingerprint: Option<String>,
 }
 
 /// The Prometheus API envelope around `data`.
@@ -61,6 +63,10 @@ pub async fn alerts(
             label_is(a, "alertname", &filter.alertname)
                 && label_is(a, "service", &filter.service)
                 && label_is(a, "severity", &filter.severity)
+                && filter
+                    .fingerprint
+                    .as_ref()
+                    .is_none_or(|f| a.fingerprint.to_string() == *f)
         })
         .collect();
     Ok(success(json!({ "alerts": alerts })))

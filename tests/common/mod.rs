@@ -51,6 +51,22 @@ pub fn vigil_cli_fails(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The flags that put a server's data in `data_dir` and its listeners on ephemeral ports.
+pub fn serve_flags(data_dir: &Path) -> Vec<String> {
+    [
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--otlp-grpc-addr",
+        "127.0.0.1:0",
+        "--otlp-http-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 impl Vigil {
     /// Starts Vigil on ephemeral ports with its data in `data_dir`; `extra` are more `serve` flags.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Vigil {
@@ -69,15 +85,7 @@ impl Vigil {
     fn launch(command: &[&str], data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Vigil {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
             .args(command)
-            .args(["--data-dir", data_dir.to_str().unwrap()])
-            .args([
-                "--otlp-grpc-addr",
-                "127.0.0.1:0",
-                "--otlp-http-addr",
-                "127.0.0.1:0",
-                "--http-addr",
-                "127.0.0.1:0",
-            ])
+            .args(serve_flags(data_dir))
             .args(extra)
             .envs(env.iter().copied())
             .env("VIGIL_LOG", "warn")

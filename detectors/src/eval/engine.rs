@@ -6,7 +6,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -22,6 +22,14 @@ use crate::rules::RuleError;
 /// How often the rule files are checked for changes.
 pub const RELOAD_CHECK: Duration = Duration::from_secs(2);
 
+/// Receives a group's current alerts after each of its evaluations (and alerts resolved by a
+/// reload), each with when it counts as resolved unless sent again: four evaluation
+/// intervals, at least four minutes, as Prometheus tells Alertmanager.
+pub type AlertSink = Arc<dyn Fn(Vec<(Alert, DateTime<Utc>)>) + Send + Sync>;
+
+/// Shortest time an alert stays valid without being sent again.
+const MIN_RESEND: Duration = Duration::from_secs(60);
+
 /// A handle on the running engine's status. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
@@ -35,11 +43,13 @@ impl Engine {
     }
 
     /// Loads the rules in `source` (an invalid file is an error: there are no last good rules
-    /// yet) and evaluates them against `store` until `shutdown` is notified.
+    /// yet) and evaluates them against `store` until `shutdown` is notified, handing the
+    /// alerts to `sink` if there is one.
     pub fn start(
         store: Store,
         source: RuleSource,
         shutdown: Arc<Notify>,
+        sink: Option<AlertSink>,
     ) -> Result<(Engine, JoinHandle<()>), RuleError> {
         let stamps = source.stamps()?;
         let loaded = source.load(&stamps)?;
@@ -52,6 +62,7 @@ impl Engine {
             reload: ReloadStatus::default(),
             history_failures: 0,
             status: engine.status.clone(),
+            sink,
         };
         runner.install(loaded);
         runner.publish();
@@ -76,6 +87,7 @@ struct Runner {
     reload: ReloadStatus,
     history_failures: u64,
     status: Arc<Mutex<Status>>,
+    sink: Option<AlertSink>,
 }
 
 impl Runner {
@@ -97,6 +109,10 @@ impl Runner {
             }
             if Instant::now() >= next_check {
                 let removed = self.check_reload();
+                if let Some(sink) = self.sink.as_ref().filter(|_| !removed.is_empty()) {
+                    let now = Utc::now();
+                    sink(removed.iter().map(|a| (a.clone(), now)).collect());
+                }
                 self.write_history(removed).await;
                 next_check = Instant::now() + RELOAD_CHECK;
             }
@@ -132,6 +148,12 @@ impl Runner {
         while g.next_due <= Instant::now() {
             g.next_due += g.interval;
             g.missed += 1;
+        }
+        if let Some(sink) = &self.sink {
+            let valid = chrono::Duration::from_std(4 * g.interval.max(MIN_RESEND))
+                .unwrap_or(chrono::TimeDelta::MAX);
+            let alerts = g.status().alerts();
+            sink(alerts.into_iter().map(|a| (a, now + valid)).collect());
         }
         self.write_history(changes).await;
     }

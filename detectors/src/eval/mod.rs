@@ -23,7 +23,7 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::DataType;
 use chrono::{DateTime, SecondsFormat, Utc};
 
-pub use engine::Engine;
+pub use engine::{AlertSink, Engine};
 pub use source::RuleSource;
 
 /// Why an evaluation failed.

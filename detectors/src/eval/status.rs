@@ -86,6 +86,18 @@ pub struct GroupStatus {
     pub slos: Vec<SloEntry>,
 }
 
+impl GroupStatus {
+    /// The group's current alerts (rules and SLOs).
+    pub fn alerts(&self) -> Vec<Alert> {
+        self.rules
+            .iter()
+            .flat_map(|r| &r.alerts)
+            .chain(self.slos.iter().flat_map(|s| &s.alerts))
+            .cloned()
+            .collect()
+    }
+}
+
 /// The outcome of reading the rule files.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ReloadStatus {
@@ -115,16 +127,7 @@ pub struct Status {
 impl Status {
     /// Every current alert (rules and SLOs).
     pub fn alerts(&self) -> Vec<Alert> {
-        self.groups
-            .iter()
-            .flat_map(|g| {
-                g.rules
-                    .iter()
-                    .flat_map(|r| &r.alerts)
-                    .chain(g.slos.iter().flat_map(|s| &s.alerts))
-            })
-            .cloned()
-            .collect()
+        self.groups.iter().flat_map(GroupStatus::alerts).collect()
     }
 
     /// Every SLO's last reading.
