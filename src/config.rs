@@ -78,6 +78,9 @@ pub struct AlertingSection {
     /// Longest wait between two attempts to deliver a notification (the waits double from 1 s
     /// up to this, with ±20% jitter, and are never shorter than the receiver's Retry-After).
     pub max_backoff: HumanDuration,
+    /// Certificate authorities (a PEM file) trusted for HTTPS receivers in addition to the
+    /// system's, for receivers behind an internal CA.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for AlertingSection {
@@ -87,6 +90,7 @@ impl Default for AlertingSection {
             external_url: None,
             timeout: HumanDuration(std::time::Duration::from_secs(10)),
             max_backoff: HumanDuration(std::time::Duration::from_secs(60)),
+            ca_file: None,
         }
     }
 }

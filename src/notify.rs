@@ -47,6 +47,7 @@ pub fn start(
             dir: data_dir.join("notifications"),
             external_url: section.external_url.clone().unwrap_or(external_url),
             timeout: section.timeout.0,
+            ca_file: section.ca_file.clone(),
             backoff: Backoff {
                 max: section.max_backoff.0,
                 ..Backoff::default()

@@ -140,6 +140,10 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
         ready: ready.clone(),
         rules: engine,
         anomalies: detector,
+        posted_alerts: {
+            let notifier = notifier.clone();
+            Arc::new(move || notifier.posted())
+        },
     })
     .merge(vigil_alerting::api::router(notifier));
 

@@ -179,6 +179,21 @@ fn alerts_are_grouped_repeated_resolved_silenced_and_inhibited() {
         let got = inbox.got.lock().unwrap();
         assert_eq!(got[0].1, "Bearer tok", "signature and bearer token checked");
     }
+    // The notification's alerts are found where it links: GET /api/v1/alerts?fingerprint=.
+    let listed = |fingerprint: &Value| {
+        let url = format!(
+            "http://{}/api/v1/alerts?fingerprint={}",
+            vigil.api,
+            fingerprint.as_str().unwrap()
+        );
+        let (status, body) = web::get_json(&url);
+        assert_eq!(status, 200, "{body}");
+        body["data"]["alerts"].as_array().unwrap().clone()
+    };
+    let fingerprint = first[0]["alerts"][0]["fingerprint"].clone();
+    let found = listed(&fingerprint);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["state"], "firing");
 
     // Unchanged and still firing: again after repeat_interval, not before.
     post_alerts(&vigil, three);
@@ -203,6 +218,7 @@ fn alerts_are_grouped_repeated_resolved_silenced_and_inhibited() {
     assert!(eventually(PATIENCE, || inbox.about("Grouped").len() == 3));
     let resolved = &inbox.about("Grouped")[2];
     assert_eq!(resolved["status"], "resolved");
+    assert_eq!(listed(&fingerprint)[0]["state"], "resolved");
     assert!(
         resolved["alerts"]
             .as_array()

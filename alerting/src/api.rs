@@ -13,6 +13,7 @@ use serde_json::json;
 use crate::postable::PostableAlert;
 use crate::service::Notifier;
 use crate::silence::{ApiMatcher, NewSilence, Silence, SilenceError};
+use crate::sync::lock;
 
 /// Every route of the notification API.
 pub fn router(notifier: Notifier) -> Router {
@@ -49,7 +50,7 @@ async fn post_alerts(
             Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
         }
     }
-    n.submit(alerts);
+    n.post(alerts);
     Json(json!({"status": "success"})).into_response()
 }
 
@@ -68,11 +69,7 @@ fn shown(s: &Silence) -> serde_json::Value {
 }
 
 async fn list_silences(State(n): State<Notifier>) -> Response {
-    let all = n
-        .silences()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .list();
+    let all = lock(n.silences()).list();
     Json(all.iter().map(shown).collect::<Vec<_>>()).into_response()
 }
 
@@ -96,11 +93,7 @@ async fn create_silence(
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
-    let created = n
-        .silences()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .create(spec, Utc::now());
+    let created = lock(n.silences()).create(spec, Utc::now());
     match created {
         Ok(id) => Json(json!({"silenceID": id})).into_response(),
         Err(e) => silence_error(e),
@@ -108,11 +101,7 @@ async fn create_silence(
 }
 
 async fn expire_silence(State(n): State<Notifier>, Path(id): Path<String>) -> Response {
-    let expired = n
-        .silences()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .expire(&id, Utc::now());
+    let expired = lock(n.silences()).expire(&id, Utc::now());
     match expired {
         Ok(()) => Json(json!({"status": "success"})).into_response(),
         Err(e) => silence_error(e),

@@ -13,11 +13,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
+use crate::clock::after;
 use crate::config::{AlertingConfig, Integration};
 use crate::nflog::IntegrationId;
 use crate::outbox::{Failed, Outbox, Pending};
 use crate::retry::{Backoff, Outcome};
 use crate::send::Sender;
+use crate::sync::lock;
 
 /// A pending notification as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -133,10 +135,6 @@ impl std::fmt::Debug for Delivery {
             .field("pending", &self.entries.len())
             .finish_non_exhaustive()
     }
-}
-
-fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 impl Delivery {
@@ -289,9 +287,9 @@ impl Delivery {
         e.in_flight = false;
         e.attempts += 1;
         let id = e.pending.integration.to_string();
-        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        let mut status = lock(&self.status);
         let counters = status.counters.entry(id.clone()).or_default();
-        let outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        let outbox = lock(&self.outbox);
         let kept = match outcome {
             Outcome::Delivered => {
                 counters.delivered += 1;
@@ -347,9 +345,6 @@ impl Delivery {
                 last_error: e.last_error.clone(),
             })
             .collect();
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pending = pending;
+        lock(&self.status).pending = pending;
     }
 }

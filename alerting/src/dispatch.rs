@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::alert::{Alert, AlertState, Fingerprint, Labels};
+use crate::clock::after;
 use crate::config::AlertingConfig;
 use crate::inhibit::inhibited;
 use crate::nflog::{IntegrationId, LogEntry, NotificationLog, needs_update};
@@ -62,10 +63,6 @@ pub struct Dispatcher {
     log: NotificationLog,
     /// Resolutions already flushed, with when each resolved.
     settled: HashMap<Fingerprint, DateTime<Utc>>,
-}
-
-fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 impl Dispatcher {
@@ -185,8 +182,7 @@ impl Dispatcher {
                 self.groups.insert(key, group);
             }
         }
-        let horizon = chrono::Duration::from_std(SETTLED_FOR).unwrap_or(chrono::Duration::MAX);
-        self.settled.retain(|_, at| *at + horizon > now);
+        self.settled.retain(|_, at| after(*at, SETTLED_FOR) > now);
         out
     }
 

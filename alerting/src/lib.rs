@@ -13,6 +13,7 @@
 
 pub mod alert;
 pub mod api;
+pub mod clock;
 pub mod config;
 pub mod deliver;
 pub mod dispatch;
@@ -24,11 +25,13 @@ pub mod notification;
 pub mod outbox;
 pub mod payload;
 pub mod postable;
+pub mod posted;
 pub mod retry;
 pub mod route;
 pub mod send;
 pub mod service;
 pub mod silence;
+pub mod sync;
 #[cfg(test)]
 mod testing;
 pub mod time_interval;

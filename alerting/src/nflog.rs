@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Fingerprint;
+use crate::clock::after;
 
 /// One integration of one receiver: `team/webhook/0`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -63,8 +64,7 @@ pub fn needs_update(
     if send_resolved && !resolved.is_subset(&last.resolved) {
         return true;
     }
-    let repeat = chrono::Duration::from_std(repeat).unwrap_or(chrono::Duration::MAX);
-    last.at + repeat <= now
+    after(last.at, repeat) <= now
 }
 
 /// Entries by integration (`team/webhook/0`) and group key.
@@ -90,9 +90,8 @@ impl NotificationLog {
 
     /// Forgets entries older than `keep` (groups long gone), so the log stays small.
     pub fn prune(&mut self, now: DateTime<Utc>, keep: Duration) {
-        let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
         for groups in self.entries.values_mut() {
-            groups.retain(|_, e| e.at + keep > now);
+            groups.retain(|_, e| after(e.at, keep) > now);
         }
         self.entries.retain(|_, groups| !groups.is_empty());
     }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, AlertState, Fingerprint, Labels};
+use crate::clock::after;
 
 /// How long a posted alert without `endsAt` stays firing unless posted again
 /// (Alertmanager's `resolve_timeout`).
@@ -74,8 +75,7 @@ impl PostableAlert {
             Some(end) if end <= now => end,
             _ => now,
         });
-        let timeout = chrono::Duration::from_std(RESOLVE_TIMEOUT).unwrap_or(chrono::Duration::MAX);
-        let expires = self.ends_at.unwrap_or(now + timeout);
+        let expires = self.ends_at.unwrap_or_else(|| after(now, RESOLVE_TIMEOUT));
         if expires < starts {
             return Err(err("endsAt is before startsAt"));
         }

@@ -2,6 +2,8 @@
 //! receiver's format, its headers (bearer token, HMAC signature), and what the answer means.
 //! Error messages never carry URLs, which may hold tokens.
 
+use std::error::Error as _;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -12,7 +14,31 @@ use crate::payload::{self, PagerDutyOptions, Severity, SlackOptions};
 use crate::postable::PostableAlert;
 use crate::retry::{Outcome, classify};
 
-/// Sends notifications.
+/// Why a sender could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    /// The extra certificate authorities could not be read.
+    #[error("ca_file {path}: {source}")]
+    CaFile {
+        /// The file named in the configuration.
+        path: PathBuf,
+        /// What went wrong reading it.
+        source: std::io::Error,
+    },
+    /// The extra certificate authorities are not PEM certificates.
+    #[error("ca_file {path}: {source}")]
+    CaPem {
+        /// The file named in the configuration.
+        path: PathBuf,
+        /// Why the PEM was refused.
+        source: reqwest::Error,
+    },
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// Sends notifications over HTTP or HTTPS (system roots plus any extra authorities).
 #[derive(Debug, Clone)]
 pub struct Sender {
     client: reqwest::Client,
@@ -26,13 +52,39 @@ struct Request {
 }
 
 impl Sender {
-    /// A sender whose attempts give up after `timeout`.
-    pub fn new(timeout: Duration) -> Result<Sender, reqwest::Error> {
-        let client = reqwest::Client::builder()
+    /// A sender whose attempts give up after `timeout` and that trusts the system's
+    /// certificate authorities plus those in the PEM file `ca_file`.
+    pub fn new(timeout: Duration, ca_file: Option<&Path>) -> Result<Sender, SenderError> {
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
-            .user_agent(concat!("Vigil/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Sender { client })
+            .user_agent(concat!("Vigil/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path).map_err(|source| SenderError::CaFile {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+                SenderError::CaPem {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
+            if certs.is_empty() {
+                return Err(SenderError::CaFile {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "no PEM certificate in the file",
+                    ),
+                });
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        Ok(Sender {
+            client: builder.build()?,
+        })
     }
 
     /// One attempt to deliver `pending` with the integration's current settings.
@@ -62,7 +114,7 @@ impl Sender {
         }
         match builder.body(body).send().await {
             Err(e) => Outcome::Retry {
-                error: e.without_url().to_string(),
+                error: with_causes(&e.without_url()),
                 after: None,
             },
             Ok(response) => {
@@ -77,6 +129,22 @@ impl Sender {
             }
         }
     }
+}
+
+/// `error: cause: cause`, so a refused certificate or connection says so (reqwest's own
+/// message is only "error sending request").
+fn with_causes(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The request for `pending` under `config`, if its integration still exists.

@@ -13,9 +13,11 @@ use crate::config::AlertingConfig;
 use crate::deliver::{Delivery, DeliveryStatus};
 use crate::dispatch::Dispatcher;
 use crate::outbox::{Failed, Outbox, OutboxError, Pending};
+use crate::posted::PostedAlerts;
 use crate::retry::Backoff;
-use crate::send::Sender;
+use crate::send::{Sender, SenderError};
 use crate::silence::{SilenceError, Silences};
+use crate::sync::lock;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +29,8 @@ pub enum ServiceError {
     #[error(transparent)]
     Silences(#[from] SilenceError),
     /// The HTTP client could not be built.
-    #[error("HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    #[error(transparent)]
+    Sender(#[from] SenderError),
 }
 
 /// Settings that are not part of the routing file.
@@ -40,6 +42,8 @@ pub struct ServiceOptions {
     pub external_url: String,
     /// Longest a single delivery attempt may take.
     pub timeout: Duration,
+    /// Certificate authorities (PEM) trusted for HTTPS receivers besides the system's.
+    pub ca_file: Option<std::path::PathBuf>,
     /// Spacing of retries.
     pub backoff: Backoff,
 }
@@ -67,6 +71,7 @@ pub struct Notifier {
     silences: Arc<Mutex<Silences>>,
     outbox: Arc<Mutex<Outbox>>,
     delivery: Arc<Mutex<DeliveryStatus>>,
+    posted: Arc<Mutex<PostedAlerts>>,
 }
 
 impl Notifier {
@@ -82,7 +87,7 @@ impl Notifier {
         let outbox = Arc::new(Mutex::new(outbox));
         let config = Arc::new(config);
         let (config_tx, config_rx) = watch::channel(Arc::clone(&config));
-        let sender = Arc::new(Sender::new(options.timeout)?);
+        let sender = Arc::new(Sender::new(options.timeout, options.ca_file.as_deref())?);
         let delivery = Delivery::new(
             Arc::clone(&outbox),
             config_rx.clone(),
@@ -115,6 +120,7 @@ impl Notifier {
             silences,
             outbox,
             delivery: status,
+            posted: Arc::default(),
         })
     }
 
@@ -125,10 +131,21 @@ impl Notifier {
         let _ = self.alerts.send(alerts);
     }
 
+    /// Hands over alerts posted by another rule engine, and keeps them for listing.
+    pub fn post(&self, alerts: Vec<(Alert, DateTime<Utc>)>) {
+        lock(&self.posted).record(&alerts, Utc::now());
+        self.submit(alerts);
+    }
+
+    /// Alerts other rule engines posted: firing, or resolved in the last 15 minutes.
+    pub fn posted(&self) -> Vec<Alert> {
+        lock(&self.posted).current(Utc::now())
+    }
+
     /// Replaces the routing configuration.
     pub fn reload(&self, config: AlertingConfig) {
         self.config.send_replace(Arc::new(config));
-        let mut s = self.config_status.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = lock(&self.config_status);
         s.loaded_at = Utc::now();
         s.last_error = None;
         s.reloads += 1;
@@ -136,17 +153,14 @@ impl Notifier {
 
     /// Records a reload that failed; the configuration in force stays.
     pub fn reload_failed(&self, error: String) {
-        let mut s = self.config_status.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = lock(&self.config_status);
         s.last_error = Some(error);
         s.failures += 1;
     }
 
     /// How the configuration in force came to be.
     pub fn config_status(&self) -> ConfigStatus {
-        self.config_status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.config_status).clone()
     }
 
     /// The current routing configuration.
@@ -161,18 +175,12 @@ impl Notifier {
 
     /// What delivery is doing.
     pub fn delivery(&self) -> DeliveryStatus {
-        self.delivery
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.delivery).clone()
     }
 
     /// Notifications given up for good, newest first.
     pub fn failures(&self) -> Result<Vec<Failed>, OutboxError> {
-        self.outbox
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .failures()
+        lock(&self.outbox).failures()
     }
 }
 
@@ -224,13 +232,13 @@ fn flush(
 ) {
     let before = dispatcher.log().clone();
     let dispatches = {
-        let silences = silences.lock().unwrap_or_else(|p| p.into_inner());
+        let silences = lock(&silences);
         dispatcher.flush_due(now, &|labels| silences.silenced(labels, now))
     };
     if dispatches.is_empty() {
         return;
     }
-    let mut outbox = outbox.lock().unwrap_or_else(|p| p.into_inner());
+    let mut outbox = lock(&outbox);
     match outbox.push(dispatches, now) {
         Ok(pending) => {
             if let Err(e) = outbox.save_log(dispatcher.log()) {

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Labels;
+use crate::clock::after;
 use crate::matcher::{MatchOp, Matcher};
 use crate::outbox::{OutboxError, write_atomically};
 
@@ -211,9 +212,8 @@ impl Silences {
     }
 
     fn save(&mut self, now: DateTime<Utc>) -> Result<(), SilenceError> {
-        let horizon = chrono::Duration::from_std(EXPIRED_KEPT).unwrap_or(chrono::Duration::MAX);
         self.silences
-            .retain(|(s, _)| s.spec.ends_at + horizon > now);
+            .retain(|(s, _)| after(s.spec.ends_at, EXPIRED_KEPT) > now);
         let stored: Vec<&Silence> = self.silences.iter().map(|(s, _)| s).collect();
         write_atomically(&self.path, &serde_json::to_vec_pretty(&stored)?)?;
         Ok(())

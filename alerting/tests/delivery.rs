@@ -3,7 +3,9 @@
 //! recorded permanent failure; a restart resumes what was pending.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeSet;
+mod common;
+use common::dispatch;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,11 +20,9 @@ use tokio::sync::{mpsc, watch};
 use vigil_alerting::config::AlertingConfig;
 use vigil_alerting::deliver::{Delivery, DeliveryStatus};
 use vigil_alerting::dispatch::Dispatch;
-use vigil_alerting::nflog::{IntegrationId, LogEntry};
 use vigil_alerting::outbox::Outbox;
 use vigil_alerting::retry::Backoff;
 use vigil_alerting::send::Sender;
-use vigil_alerting::{Alert, AlertState, Fingerprint, Labels, Notification};
 
 #[derive(Default)]
 struct Receiver {
@@ -86,41 +86,6 @@ fn config(base: &str) -> Arc<AlertingConfig> {
     Arc::new(AlertingConfig::parse("test.yml", &yaml).unwrap())
 }
 
-fn dispatch(receiver: &str, group: &str, marker: &str) -> Dispatch {
-    let labels: Labels = [("alertname".to_string(), group.to_string())].into();
-    let alert = Alert {
-        fingerprint: Fingerprint::of(&labels),
-        labels,
-        annotations: [("marker".to_string(), marker.to_string())].into(),
-        state: AlertState::Firing,
-        active_at: Utc::now(),
-        fired_at: Some(Utc::now()),
-        resolved_at: None,
-        value: None,
-        generator: "test".into(),
-    };
-    Dispatch {
-        integration: IntegrationId {
-            receiver: receiver.into(),
-            kind: "webhook".into(),
-            index: 0,
-        },
-        notification: Notification {
-            receiver: receiver.into(),
-            group_key: format!("{{}}:{{alertname=\"{group}\"}}"),
-            group_labels: Labels::new(),
-            alerts: vec![alert],
-            truncated: 0,
-            external_url: "http://127.0.0.1:8080".into(),
-        },
-        entry: LogEntry {
-            firing: BTreeSet::new(),
-            resolved: BTreeSet::new(),
-            at: Utc::now(),
-        },
-    }
-}
-
 const FAST: Backoff = Backoff {
     initial: Duration::from_millis(20),
     max: Duration::from_millis(100),
@@ -132,7 +97,7 @@ async fn deliver(dir: &std::path::Path, base: &str, more: Vec<Dispatch>) -> Deli
     let (mut outbox, pending, _) = Outbox::open(dir).unwrap();
     let more = outbox.push(more, Utc::now()).unwrap();
     let (_config_tx, config_rx) = watch::channel(config(base));
-    let sender = Arc::new(Sender::new(Duration::from_secs(5)).unwrap());
+    let sender = Arc::new(Sender::new(Duration::from_secs(5), None).unwrap());
     let delivery = Delivery::new(
         Arc::new(Mutex::new(outbox)),
         config_rx,

@@ -18,7 +18,7 @@ use axum::Router;
 use axum::routing::{get, post};
 
 pub use config::ApiConfig;
-pub use state::{ApiState, MetricsSource};
+pub use state::{AlertSource, ApiState, MetricsSource};
 
 /// Every route of the query API.
 pub fn router(state: ApiState) -> Router {

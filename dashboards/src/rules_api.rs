@@ -32,7 +32,8 @@ pub fn success(data: Value) -> Json<Value> {
     Json(json!({ "status": "success", "data": data }))
 }
 
-/// Current alerts (pending, firing, and resolved in the last 15 minutes), filtered.
+/// Current alerts (pending, firing, and resolved in the last 15 minutes) of the rule engine,
+/// then those other rule engines posted, filtered.
 pub async fn alerts(
     State(state): State<ApiState>,
     Query(filter): Query<AlertFilter>,
@@ -58,6 +59,7 @@ pub async fn alerts(
         .status()
         .alerts()
         .into_iter()
+        .chain((state.posted_alerts)())
         .filter(|a| wanted.is_none_or(|s| a.state == s))
         .filter(|a| {
             label_is(a, "alertname", &filter.alertname)

@@ -12,6 +12,10 @@ use crate::config::ApiConfig;
 /// Renders extra Prometheus text (from components this crate does not know) into `/metrics`.
 pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
 
+/// Alerts from elsewhere than the rule engine (posted by other rule engines), listed beside
+/// the rule engine's own.
+pub type AlertSource = Arc<dyn Fn() -> Vec<vigil_alerting::Alert> + Send + Sync>;
+
 /// Shared handler state. Cheap to clone.
 #[derive(Clone)]
 pub struct ApiState {
@@ -27,6 +31,8 @@ pub struct ApiState {
     pub rules: Engine,
     /// The live anomaly detector, for its status.
     pub anomalies: Detector,
+    /// Alerts posted by other rule engines.
+    pub posted_alerts: AlertSource,
 }
 
 impl std::fmt::Debug for ApiState {

@@ -11,6 +11,7 @@ use futures::FutureExt;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use vigil_alerting::Alert;
+use vigil_alerting::clock::after;
 use vigil_alerting::history::history_batch;
 use vigil_store::{Signal, Store};
 
@@ -150,10 +151,9 @@ impl Runner {
             g.missed += 1;
         }
         if let Some(sink) = &self.sink {
-            let valid = chrono::Duration::from_std(4 * g.interval.max(MIN_RESEND))
-                .unwrap_or(chrono::TimeDelta::MAX);
+            let valid = after(now, 4 * g.interval.max(MIN_RESEND));
             let alerts = g.status().alerts();
-            sink(alerts.into_iter().map(|a| (a, now + valid)).collect());
+            sink(alerts.into_iter().map(|a| (a, valid)).collect());
         }
         self.write_history(changes).await;
     }
