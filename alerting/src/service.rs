@@ -232,13 +232,13 @@ fn flush(
 ) {
     let before = dispatcher.log().clone();
     let dispatches = {
-        let silences = lock(&silences);
+        let silences = lock(silences);
         dispatcher.flush_due(now, &|labels| silences.silenced(labels, now))
     };
     if dispatches.is_empty() {
         return;
     }
-    let mut outbox = lock(&outbox);
+    let mut outbox = lock(outbox);
     match outbox.push(dispatches, now) {
         Ok(pending) => {
             if let Err(e) = outbox.save_log(dispatcher.log()) {
