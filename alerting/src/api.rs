@@ -77,7 +77,7 @@ fn silence_error(e: SilenceError) -> Response {
     match e {
         SilenceError::Invalid(_) => error(StatusCode::BAD_REQUEST, e.to_string()),
         SilenceError::NotFound(_) => error(StatusCode::NOT_FOUND, e.to_string()),
-        SilenceError::Store(_) | SilenceError::Encode(_) => {
+        SilenceError::Store(_) | SilenceError::Encode(_) | SilenceError::Unreadable { .. } => {
             error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
         }
     }

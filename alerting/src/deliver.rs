@@ -14,7 +14,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::after;
-use crate::config::{AlertingConfig, Integration};
+use crate::config::AlertingConfig;
 use crate::nflog::IntegrationId;
 use crate::outbox::{Failed, Outbox, Pending};
 use crate::retry::{Backoff, Outcome};
@@ -107,6 +107,15 @@ impl DeliveryStatus {
             }
         }
     }
+}
+
+/// `(max_concurrency, rate_limit)` of an integration; one at a time, unpaced, when it is no
+/// longer configured (its sends then fail as such).
+fn integration_limits(config: &AlertingConfig, id: &IntegrationId) -> (usize, Option<f64>) {
+    config
+        .receiver(&id.receiver)
+        .and_then(|r| r.integrations().into_iter().find(|i| &i.id == id))
+        .map_or((1, None), |i| (i.max_concurrency, i.rate_limit))
 }
 
 struct Entry {
@@ -204,16 +213,6 @@ impl Delivery {
         }
     }
 
-    /// The integration's settings in the current configuration.
-    fn integration(&self, id: &IntegrationId) -> Option<Integration> {
-        let config = self.config.borrow();
-        config
-            .receiver(&id.receiver)?
-            .integrations()
-            .into_iter()
-            .find(|i| &i.id == id)
-    }
-
     /// Starts every notification that may go now; returns when to look again.
     fn start_due(
         &mut self,
@@ -229,6 +228,9 @@ impl Delivery {
                 .entry(e.pending.integration.to_string())
                 .or_default() += 1;
         }
+        let config = Arc::clone(&self.config.borrow());
+        // (max_concurrency, rate_limit) per integration, looked up once per pass.
+        let mut limits: HashMap<String, (usize, Option<f64>)> = HashMap::new();
         let seqs: Vec<u64> = self.entries.keys().copied().collect();
         for seq in seqs {
             let Some(e) = self.entries.get(&seq) else {
@@ -244,12 +246,13 @@ impl Delivery {
                 soonest(e.next_at);
                 continue;
             }
-            let settings = self.integration(&e.pending.integration);
-            let limit = settings.as_ref().map_or(1, |s| s.max_concurrency);
+            let (limit, rate) = *limits
+                .entry(id.clone())
+                .or_insert_with(|| integration_limits(&config, &e.pending.integration));
             if in_flight.get(&id).copied().unwrap_or(0) >= limit {
                 continue;
             }
-            if let Some(rate) = settings.as_ref().and_then(|s| s.rate_limit) {
+            if let Some(rate) = rate {
                 let gap = Duration::from_secs_f64(1.0 / rate);
                 if let Some(last) = self.started.get(&id)
                     && after(*last, gap) > now
@@ -266,7 +269,7 @@ impl Delivery {
             e.in_flight = true;
             let (sender, config, pending, done) = (
                 Arc::clone(&self.sender),
-                Arc::clone(&self.config.borrow()),
+                Arc::clone(&config),
                 e.pending.clone(),
                 done.clone(),
             );

@@ -89,12 +89,6 @@ impl Dispatcher {
         &self.log
     }
 
-    /// Puts back the log as it was before a flush whose dispatches could not be made
-    /// durable, so the next flush makes them again.
-    pub fn restore_log(&mut self, log: NotificationLog) {
-        self.log = log;
-    }
-
     /// Adds or refreshes `alert`; a firing alert not refreshed by `expires` counts as
     /// resolved then. Pending alerts are not notified and are ignored.
     pub fn insert(&mut self, alert: &Alert, expires: DateTime<Utc>, now: DateTime<Utc>) {
@@ -134,13 +128,16 @@ impl Dispatcher {
         self.groups.len()
     }
 
-    /// Flushes every group due at `now`; `silenced` says whether a silence covers an
-    /// alert's labels.
+    /// Flushes every group that is due: the dispatches of one group go to `queue`, which
+    /// makes them durable and says whether it did. Only then does the group's flush count
+    /// (the log records it, resolved alerts leave); otherwise the group stays as it was and
+    /// is flushed again after `group_interval`.
     pub fn flush_due(
         &mut self,
         now: DateTime<Utc>,
         silenced: &dyn Fn(&Labels) -> bool,
-    ) -> Vec<Dispatch> {
+        queue: &mut dyn FnMut(Vec<Dispatch>) -> bool,
+    ) {
         self.expire(now);
         let current: Vec<Alert> = self
             .groups
@@ -153,11 +150,11 @@ impl Dispatcher {
             .filter(|(_, g)| g.next_flush <= now)
             .map(|(k, _)| k.clone())
             .collect();
-        let mut out = Vec::new();
         for key in due {
             let Some(mut group) = self.groups.remove(&key) else {
                 continue;
             };
+            group.next_flush = after(now, group.timing.group_interval);
             if !self.route_muted(&group, now) {
                 let visible: Vec<Alert> = group
                     .alerts
@@ -167,7 +164,14 @@ impl Dispatcher {
                         !silenced(&a.labels) && !inhibited(&self.config.inhibit_rules, a, &current)
                     })
                     .collect();
-                out.extend(self.notify(&group, visible, now));
+                let (dispatches, records) = self.notify(&group, visible, now);
+                if !dispatches.is_empty() && !queue(dispatches) {
+                    self.groups.insert(key, group);
+                    continue;
+                }
+                for (integration, entry) in records {
+                    self.log.record(&integration, &group.key, entry);
+                }
                 for held in group.alerts.values() {
                     if let Some(at) = held.alert.resolved_at {
                         self.settled.insert(held.alert.fingerprint, at);
@@ -177,13 +181,11 @@ impl Dispatcher {
                     .alerts
                     .retain(|_, h| h.alert.state != AlertState::Resolved);
             }
-            group.next_flush = after(now, group.timing.group_interval);
             if !group.alerts.is_empty() {
                 self.groups.insert(key, group);
             }
         }
         self.settled.retain(|_, at| after(*at, SETTLED_FOR) > now);
-        out
     }
 
     /// Firing alerts nobody refreshed become resolved when they expire.
@@ -209,10 +211,17 @@ impl Dispatcher {
                 && !group.active_time_intervals.iter().any(inside))
     }
 
-    /// The dispatches a flush of `group` showing `visible` alerts makes, recording each.
-    fn notify(&mut self, group: &Group, visible: Vec<Alert>, now: DateTime<Utc>) -> Vec<Dispatch> {
+    /// The dispatches a flush of `group` showing `visible` alerts makes, and the log entries
+    /// to record once they are durable (also for integrations that only need to forget).
+    fn notify(
+        &self,
+        group: &Group,
+        visible: Vec<Alert>,
+        now: DateTime<Utc>,
+    ) -> (Vec<Dispatch>, Vec<(IntegrationId, LogEntry)>) {
+        let mut records = Vec::new();
         let Some(receiver) = self.config.receiver(&group.receiver) else {
-            return Vec::new();
+            return (Vec::new(), records);
         };
         let of = |state: AlertState| -> BTreeSet<Fingerprint> {
             visible
@@ -249,7 +258,7 @@ impl Dispatcher {
                 resolved: resolved.clone(),
                 at: now,
             };
-            self.log.record(&integration.id, &group.key, entry.clone());
+            records.push((integration.id.clone(), entry.clone()));
             let mut alerts: Vec<Alert> = sorted
                 .iter()
                 .filter(|a| integration.send_resolved || a.state == AlertState::Firing)
@@ -278,7 +287,7 @@ impl Dispatcher {
                 entry,
             });
         }
-        out
+        (out, records)
     }
 }
 

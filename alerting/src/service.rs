@@ -230,28 +230,33 @@ fn flush(
     outbox: &Mutex<Outbox>,
     delivery: &mpsc::UnboundedSender<Vec<Pending>>,
 ) {
-    let before = dispatcher.log().clone();
-    let dispatches = {
-        let silences = lock(silences);
-        dispatcher.flush_due(now, &|labels| silences.silenced(labels, now))
-    };
-    if dispatches.is_empty() {
+    let silences = lock(silences);
+    let mut outbox = lock(outbox);
+    let mut queued = Vec::new();
+    dispatcher.flush_due(
+        now,
+        &|labels| silences.silenced(labels, now),
+        &mut |dispatches| {
+            match outbox.push(dispatches, now) {
+                Ok(pending) => {
+                    queued.extend(pending);
+                    true
+                }
+                Err(e) => {
+                    // Not durable, so not notified: the group's next flush makes it again.
+                    tracing::error!(error = %e, "notifications could not be queued");
+                    false
+                }
+            }
+        },
+    );
+    if queued.is_empty() {
         return;
     }
-    let mut outbox = lock(outbox);
-    match outbox.push(dispatches, now) {
-        Ok(pending) => {
-            if let Err(e) = outbox.save_log(dispatcher.log()) {
-                // The pending entries replay into the log on the next start.
-                tracing::error!(error = %e, "notification log not saved");
-            }
-            // Delivery stops only with the service.
-            let _ = delivery.send(pending);
-        }
-        Err(e) => {
-            // Not durable, so not notified: the next flush tries again.
-            tracing::error!(error = %e, "notifications could not be queued");
-            dispatcher.restore_log(before);
-        }
+    if let Err(e) = outbox.save_log(dispatcher.log()) {
+        // The pending entries replay into the log on the next start.
+        tracing::error!(error = %e, "notification log not saved");
     }
+    // Delivery stops only with the service.
+    let _ = delivery.send(queued);
 }

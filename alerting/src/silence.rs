@@ -127,6 +127,15 @@ pub enum SilenceError {
     /// Could not be encoded.
     #[error("silences: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The silence file is damaged. Vigil refuses to start rather than page for alerts that
+    /// were silenced (as Alertmanager does); move the file away to start without silences.
+    #[error("{path}: unreadable silences ({source}); move it away to start without them")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Where and why it does not parse.
+        source: serde_json::Error,
+    },
 }
 
 /// Every silence, with their matchers compiled.
@@ -140,7 +149,12 @@ impl Silences {
     /// Loads the silences kept in `path` (none if it does not exist yet).
     pub fn open(path: &Path) -> Result<Silences, SilenceError> {
         let stored: Vec<Silence> = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)?,
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| SilenceError::Unreadable {
+                    path: path.to_path_buf(),
+                    source,
+                })?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(source) => {
                 return Err(OutboxError::Io {
@@ -297,5 +311,14 @@ mod tests {
         ));
         let m = ApiMatcher::from_matcher(&"team!~\"db\"".parse().unwrap());
         assert!(m.is_regex && !m.is_equal);
+    }
+
+    #[test]
+    fn a_damaged_silence_file_is_named_with_where_it_breaks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("silences.json");
+        std::fs::write(&path, "[{\"id\": \"x\",\n").unwrap();
+        let e = Silences::open(&path).unwrap_err().to_string();
+        assert!(e.contains("silences.json") && e.contains("line 2"), "{e}");
     }
 }

@@ -8,7 +8,7 @@ use common::dispatch;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -32,6 +32,21 @@ struct Receiver {
     taken: Mutex<Vec<(String, String)>>,
     /// Requests seen, taken or not.
     seen: AtomicUsize,
+    /// Requests `/slow` is answering right now, and the most it ever answered at once.
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+    /// When each request to `/slow` arrived.
+    arrivals: Mutex<Vec<Instant>>,
+}
+
+/// Takes 300 ms to answer, so concurrent deliveries overlap.
+async fn slow(State(r): State<Arc<Receiver>>) -> StatusCode {
+    r.arrivals.lock().unwrap().push(Instant::now());
+    let now = r.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    r.peak.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    r.in_flight.fetch_sub(1, Ordering::SeqCst);
+    StatusCode::OK
 }
 
 async fn hook(State(r): State<Arc<Receiver>>, body: String) -> axum::response::Response {
@@ -72,6 +87,7 @@ async fn receiver(down_for: usize) -> (Arc<Receiver>, String) {
     let app = Router::new()
         .route("/hook", post(hook))
         .route("/refuse", post(refuse))
+        .route("/slow", post(slow))
         .with_state(Arc::clone(&state));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -81,7 +97,7 @@ async fn receiver(down_for: usize) -> (Arc<Receiver>, String) {
 
 fn config(base: &str) -> Arc<AlertingConfig> {
     let yaml = format!(
-        "route: {{receiver: team}}\nreceivers:\n  - name: team\n    max_concurrency: 2\n    webhook_configs: [{{url: '{base}/hook'}}]\n  - name: broken\n    webhook_configs: [{{url: '{base}/refuse'}}]\n"
+        "route: {{receiver: team}}\nreceivers:\n  - name: team\n    max_concurrency: 2\n    webhook_configs: [{{url: '{base}/hook'}}]\n  - name: broken\n    webhook_configs: [{{url: '{base}/refuse'}}]\n  - name: narrow\n    max_concurrency: 2\n    webhook_configs: [{{url: '{base}/slow'}}]\n  - name: paced\n    max_concurrency: 8\n    rate_limit: 4\n    webhook_configs: [{{url: '{base}/slow'}}]\n"
     );
     Arc::new(AlertingConfig::parse("test.yml", &yaml).unwrap())
 }
@@ -175,4 +191,33 @@ async fn a_refusal_is_a_recorded_permanent_failure_and_pending_work_resumes_afte
         "{}",
         failures[0].error
     );
+}
+
+/// Six groups' notifications to one receiver: at most `max_concurrency` of them are in flight
+/// at once, and with `rate_limit` they start no faster than the rate allows.
+#[tokio::test]
+async fn concurrency_and_rate_limits_bound_a_receiver() {
+    let groups: Vec<String> = (0..6).map(|i| format!("G{i}")).collect();
+
+    let (r, base) = receiver(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let batch = groups.iter().map(|g| dispatch("narrow", g, "")).collect();
+    let status = deliver(dir.path(), &base, batch).await;
+    assert_eq!(status.counters["narrow/webhook/0"].delivered, 6);
+    assert_eq!(r.peak.load(Ordering::SeqCst), 2, "max_concurrency: 2");
+
+    let (r, base) = receiver(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let batch = groups.iter().map(|g| dispatch("paced", g, "")).collect();
+    let status = deliver(dir.path(), &base, batch).await;
+    assert_eq!(status.counters["paced/webhook/0"].delivered, 6);
+    let arrivals = r.arrivals.lock().unwrap().clone();
+    // 4 per second: each start at least 250 ms after the one before (less a little for
+    // the clock the limiter reads being a different one).
+    for pair in arrivals.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap >= Duration::from_millis(230), "starts {gap:?} apart");
+    }
+    // Without the rate limit all six would have overlapped (max_concurrency 8).
+    assert!(r.peak.load(Ordering::SeqCst) <= 2);
 }

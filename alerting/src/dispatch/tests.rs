@@ -65,7 +65,48 @@ fn step(d: &mut Dispatcher, alerts: &[Alert], at: i64) -> Vec<Dispatch> {
     for a in alerts {
         d.insert(a, t(at + 600), t(at));
     }
-    d.flush_due(t(at), &never)
+    flush(d, t(at), &never)
+}
+
+/// Flushes what is due, every dispatch made durable.
+fn flush(
+    d: &mut Dispatcher,
+    now: DateTime<Utc>,
+    silenced: &dyn Fn(&Labels) -> bool,
+) -> Vec<Dispatch> {
+    let mut out = Vec::new();
+    d.flush_due(now, silenced, &mut |batch| {
+        out.extend(batch);
+        true
+    });
+    out
+}
+
+#[test]
+fn a_flush_that_could_not_be_made_durable_changes_nothing_and_is_made_again() {
+    let mut d = dispatcher();
+    let a = alert(&[("alertname", "Down")], 0);
+    d.insert(&a, t(600), t(0));
+    assert_eq!(step(&mut d, &[], 30).len(), 1);
+    // The resolution's flush fails to be queued (disk full): nothing is recorded or dropped.
+    d.insert(&resolved(a, 60), t(600), t(60));
+    let mut refused = 0;
+    d.flush_due(t(330), &never, &mut |batch| {
+        refused += batch.len();
+        false
+    });
+    assert_eq!(refused, 1);
+    // The next flush makes the same resolution again.
+    let out = flush(&mut d, t(630), &never);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(
+        out[0]
+            .notification
+            .alerts
+            .iter()
+            .all(|a| a.state == AlertState::Resolved)
+    );
+    assert!(flush(&mut d, t(930), &never).is_empty());
 }
 
 fn services(n: &Notification) -> Vec<(&str, AlertState)> {
@@ -87,8 +128,8 @@ fn alerts_with_the_same_group_labels_make_one_notification_after_group_wait() {
     assert!(step(&mut d, &[a.clone(), b.clone()], 1).is_empty());
     assert!(step(&mut d, &[a.clone(), b.clone(), c.clone()], 2).is_empty());
     assert_eq!(d.next_flush(), Some(t(30)));
-    assert!(d.flush_due(t(29), &never).is_empty());
-    let out = d.flush_due(t(30), &never);
+    assert!(flush(&mut d, t(29), &never).is_empty());
+    let out = flush(&mut d, t(30), &never);
     assert_eq!(out.len(), 1);
     let n = &out[0].notification;
     assert_eq!(out[0].integration.to_string(), "team/webhook/0");
@@ -98,8 +139,8 @@ fn alerts_with_the_same_group_labels_make_one_notification_after_group_wait() {
     // Nothing new at the next interval; a new alert waits for it.
     let d4 = slow("inventory", 40);
     assert!(step(&mut d, std::slice::from_ref(&d4), 40).is_empty());
-    assert!(d.flush_due(t(329), &never).is_empty());
-    let out = d.flush_due(t(330), &never);
+    assert!(flush(&mut d, t(329), &never).is_empty());
+    let out = flush(&mut d, t(330), &never);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].notification.alerts.len(), 4);
 }
@@ -109,7 +150,7 @@ fn an_unchanged_group_repeats_after_repeat_interval_and_resolutions_are_sent_onc
     let mut d = dispatcher();
     let (a, b) = (slow("payment", 0), slow("order", 0));
     step(&mut d, &[a.clone(), b.clone()], 0);
-    assert_eq!(d.flush_due(t(30), &never).len(), 1);
+    assert_eq!(flush(&mut d, t(30), &never).len(), 1);
     let mut sent = 0;
     for k in 1..=12 {
         sent += step(&mut d, &[a.clone(), b.clone()], 30 + 300 * k).len();
@@ -165,7 +206,7 @@ fn silenced_and_inhibited_alerts_are_left_out() {
         d.insert(a, t(600), t(0));
     }
     let silence_down = |l: &Labels| l.get("alertname").is_some_and(|n| n == "Down");
-    let out = d.flush_due(t(30), &silence_down);
+    let out = flush(&mut d, t(30), &silence_down);
     // Down is silenced (but still inhibits); Slow on payment is inhibited; Slow on order is not.
     assert_eq!(out.len(), 1);
     assert_eq!(
@@ -202,12 +243,12 @@ fn a_muted_route_waits_for_its_time_interval_to_end_and_limits_apply() {
     for x in [&a, &b] {
         d.insert(x, t(0), t(noon));
     }
-    assert!(d.flush_due(t(noon + 30), &never).is_empty());
+    assert!(flush(&mut d, t(noon + 30), &never).is_empty());
     // 18:00 is outside: the alerts (still firing, refreshed) go out, one per payload.
     for x in [&a, &b] {
         d.insert(x, t(600), t(-2 * 3600));
     }
-    let out = d.flush_due(t(-2 * 3600), &never);
+    let out = flush(&mut d, t(-2 * 3600), &never);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].integration.to_string(), "night/webhook/0");
     assert_eq!(out[0].notification.alerts.len(), 1);
@@ -220,7 +261,7 @@ fn a_muted_route_waits_for_its_time_interval_to_end_and_limits_apply() {
             t(-2 * 3600 + 10),
         );
     }
-    assert!(d.flush_due(t(-2 * 3600 + 300), &never).is_empty());
+    assert!(flush(&mut d, t(-2 * 3600 + 300), &never).is_empty());
     assert_eq!(d.groups(), 0);
 }
 
@@ -229,8 +270,8 @@ fn an_alert_nobody_refreshes_resolves_when_it_expires() {
     let mut d = dispatcher();
     let a = slow("payment", 0);
     d.insert(&a, t(100), t(0));
-    assert_eq!(d.flush_due(t(30), &never).len(), 1);
-    let out = d.flush_due(t(330), &never);
+    assert_eq!(flush(&mut d, t(30), &never).len(), 1);
+    let out = flush(&mut d, t(330), &never);
     assert_eq!(out.len(), 1);
     assert_eq!(
         services(&out[0].notification),
@@ -244,7 +285,7 @@ fn after_a_restart_the_log_keeps_firing_alerts_from_being_notified_again() {
     let mut d = dispatcher();
     let a = slow("payment", 0);
     step(&mut d, std::slice::from_ref(&a), 0);
-    assert_eq!(d.flush_due(t(30), &never).len(), 1);
+    assert_eq!(flush(&mut d, t(30), &never).len(), 1);
     let log = d.log().clone();
     let mut restarted = Dispatcher::new(
         Arc::new(AlertingConfig::parse("test.yml", CONFIG).unwrap()),
