@@ -22,6 +22,11 @@ impl ApiError {
         }
     }
 
+    /// What the caller is told.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// An unexpected internal failure.
     pub fn internal(e: impl std::fmt::Display) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())

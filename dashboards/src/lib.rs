@@ -12,7 +12,7 @@ pub mod rules_api;
 pub mod sql;
 pub mod sql_api;
 pub mod state;
-pub mod traces;
+pub mod trace;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -24,7 +24,16 @@ pub use state::{AlertSource, ApiState, MetricsSource};
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/sql", post(sql_api::handle))
-        .route("/api/v1/traces/{trace_id}", get(traces::handle))
+        .route("/api/v1/traces", get(trace::search::handle))
+        .route("/api/v1/traces/{trace_id}", get(trace::view::handle))
+        .route("/api/services", get(trace::jaeger::services))
+        .route(
+            "/api/services/{service}/operations",
+            get(trace::jaeger::service_operations),
+        )
+        .route("/api/operations", get(trace::jaeger::operations))
+        .route("/api/traces", get(trace::jaeger::search))
+        .route("/api/traces/{trace_id}", get(trace::jaeger::trace))
         .route("/api/v1/alerts", get(rules_api::alerts))
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/slos", get(rules_api::slos))

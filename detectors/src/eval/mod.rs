@@ -53,7 +53,7 @@ pub struct Sample {
 }
 
 /// A half-open time range `[start, end)` in nanoseconds since the epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     /// First instant included.
     pub start: i64,

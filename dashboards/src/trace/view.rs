@@ -1,0 +1,222 @@
+//! `GET /api/v1/traces/{trace_id}`: the span tree (depth, self time, critical path), span
+//! events and the trace's logs interleaved by time, and the traces it links to and that link
+//! to it. Spans come a page at a time (`limit`, `offset`), so huge traces stay fast.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use vigil_detectors::eval::{Window, quote};
+
+use super::span::{Span, read, rfc3339, trace_id};
+use super::tree::{Node, Shape, analyse};
+use crate::error::ApiError;
+use crate::json::objects;
+use crate::sql;
+use crate::state::ApiState;
+
+/// Most spans of one trace analysed.
+const MAX_SPANS: usize = 200_000;
+/// Spans per page unless `limit` says otherwise, and the most a page may hold.
+const DEFAULT_PAGE: usize = 5_000;
+const MAX_PAGE: usize = 50_000;
+/// Most logs of one trace returned.
+const MAX_LOGS: usize = 10_000;
+/// Most spans of other traces listed as linking here.
+const MAX_LINKED_FROM: usize = 100;
+/// How long after a trace ends a span in another trace may still link to it (a consumer
+/// picking up a message late).
+const LINK_HORIZON_NS: i64 = 3_600 * 1_000_000_000;
+
+/// Paging of the span list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// Spans per page (default 5,000, at most 50,000).
+    pub limit: Option<usize>,
+    /// Spans to skip, in tree order.
+    pub offset: Option<usize>,
+}
+
+/// The handler.
+pub async fn handle(
+    State(state): State<ApiState>,
+    Path(raw_id): Path<String>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let id = trace_id(&raw_id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("trace id must be 32 hex digits, got {raw_id:?}"),
+        )
+    })?;
+    let ctx = state.store.session()?;
+    let timeout = state.config.query_timeout.0;
+    let (spans, truncated) = read(
+        &ctx,
+        &format!("trace_id = {}", quote(&id)),
+        MAX_SPANS,
+        timeout,
+    )
+    .await?;
+    let logs = sql::run(
+        &ctx,
+        &format!(
+            "SELECT CAST(time AS BIGINT) AS time_ns, service_name, span_id, severity_text, \
+             severity_number, body, attributes FROM logs WHERE trace_id = {} ORDER BY time",
+            quote(&id)
+        ),
+        MAX_LOGS,
+        timeout,
+    )
+    .await?;
+    let logs: Vec<serde_json::Map<String, Value>> = objects(&logs.batches)
+        .into_iter()
+        .map(|mut log| {
+            let at = log.get("time_ns").and_then(Value::as_i64).unwrap_or(0);
+            log.insert("time".into(), json!(rfc3339(at)));
+            log
+        })
+        .collect();
+    if spans.is_empty() && logs.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no spans or logs with trace id {id}"),
+        ));
+    }
+    let nodes: Vec<Node> = spans
+        .iter()
+        .map(|s| Node {
+            span_id: &s.span_id,
+            parent_span_id: &s.parent_span_id,
+            start: s.start_ns,
+            end: s.end_ns,
+        })
+        .collect();
+    let shape = analyse(&nodes);
+    let start = spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
+    let end = spans.iter().map(|s| s.end_ns).max().unwrap_or(start);
+    let linked_from = if spans.is_empty() {
+        Vec::new()
+    } else {
+        linked_from(&state, &id, start, end).await?
+    };
+
+    let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let offset = page.offset.unwrap_or(0);
+    let shown: Vec<(usize, usize)> = shape
+        .order
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .copied()
+        .collect();
+    let next_offset = (offset + shown.len() < spans.len()).then_some(offset + shown.len());
+    let mut services: Vec<&str> = spans.iter().map(|s| s.service_name.as_str()).collect();
+    services.sort_unstable();
+    services.dedup();
+
+    Ok(Json(json!({
+        "trace_id": id,
+        "start": rfc3339(start),
+        "duration_ns": end - start,
+        "span_count": spans.len(),
+        "error_count": spans.iter().filter(|s| s.status_code == "ERROR").count(),
+        "services": services,
+        "truncated": truncated,
+        "critical_path": shape.critical_path.iter().map(|(i, ns)| {
+            let s = &spans[*i];
+            json!({"span_id": s.span_id, "service": s.service_name, "operation": s.span_name,
+                   "critical_ns": ns})
+        }).collect::<Vec<_>>(),
+        "offset": offset,
+        "next_offset": next_offset,
+        "spans": shown.iter().map(|(i, depth)| span_json(&spans[*i], *depth, &shape, *i, start)).collect::<Vec<_>>(),
+        "timeline": timeline(&spans, &shown, &logs),
+        "logs": logs,
+        "linked_from": linked_from,
+    })))
+}
+
+/// One span as the view shows it.
+fn span_json(s: &Span, depth: usize, shape: &Shape, i: usize, trace_start: i64) -> Value {
+    json!({
+        "span_id": s.span_id,
+        "parent_span_id": s.parent_span_id,
+        "depth": depth,
+        "service": s.service_name,
+        "operation": s.span_name,
+        "kind": s.span_kind,
+        "status": {"code": s.status_code, "message": s.status_message},
+        "start": rfc3339(s.start_ns),
+        "start_offset_ns": s.start_ns - trace_start,
+        "duration_ns": s.duration_ns(),
+        "self_ns": shape.self_ns[i],
+        "critical_ns": shape.critical_ns[i],
+        "attributes": s.attributes,
+        "resource_attributes": s.resource_attributes,
+        "events": s.events,
+        "links": s.links,
+        "correlation_id": s.correlation_id,
+    })
+}
+
+/// The shown spans' events and the trace's logs, by time.
+fn timeline(
+    spans: &[Span],
+    shown: &[(usize, usize)],
+    logs: &[serde_json::Map<String, Value>],
+) -> Vec<Value> {
+    let mut items: Vec<(i64, Value)> = Vec::new();
+    for (i, _) in shown {
+        let s = &spans[*i];
+        for e in &s.events {
+            let at = e["time_unix_nano"].as_i64().unwrap_or(s.start_ns);
+            items.push((
+                at,
+                json!({"type": "event", "time": rfc3339(at), "time_ns": at, "span_id": s.span_id,
+                       "service": s.service_name, "name": e["name"], "attributes": e["attributes"]}),
+            ));
+        }
+    }
+    for log in logs {
+        let at = log.get("time_ns").and_then(Value::as_i64).unwrap_or(0);
+        let mut item = log.clone();
+        item.insert("type".into(), json!("log"));
+        items.push((at, Value::Object(item)));
+    }
+    items.sort_by_key(|(at, _)| *at);
+    items.into_iter().map(|(_, v)| v).collect()
+}
+
+/// Spans of other traces whose links point into trace `id` (consumers of its messages).
+async fn linked_from(
+    state: &ApiState,
+    id: &str,
+    start: i64,
+    end: i64,
+) -> Result<Vec<Value>, ApiError> {
+    let ctx = state.store.session()?;
+    let window = Window {
+        start,
+        end: end.saturating_add(LINK_HORIZON_NS),
+    };
+    let sql = format!(
+        "SELECT trace_id, span_id, service_name, span_name, CAST(time AS BIGINT) AS start_ns \
+         FROM spans WHERE {} AND trace_id <> {} AND links LIKE {} \
+         ORDER BY time LIMIT {MAX_LINKED_FROM}",
+        window.sql(),
+        quote(id),
+        quote(&format!("%{id}%")),
+    );
+    let result = sql::run(&ctx, &sql, MAX_LINKED_FROM, state.config.query_timeout.0).await?;
+    Ok(objects(&result.batches)
+        .into_iter()
+        .map(|mut o| {
+            let at = o.remove("start_ns").and_then(|v| v.as_i64()).unwrap_or(0);
+            o.insert("start".into(), json!(rfc3339(at)));
+            Value::Object(o)
+        })
+        .collect())
+}
