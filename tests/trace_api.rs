@@ -9,6 +9,10 @@ use std::collections::HashMap;
 
 use common::otlp::{kv, now_ns, request};
 use common::{Vigil, web};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Link, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::{Span, Status, status};
 use prost::Message;
@@ -56,7 +60,7 @@ fn kind(name: &str) -> i32 {
 
 /// The checkout fixture (starting 5 s ago) per service, plus shipping's consumer trace that
 /// links to the `publish` span.
-fn requests(t0: u64) -> Vec<Vec<u8>> {
+fn requests(t0: u64) -> Vec<(&'static str, Vec<u8>)> {
     let fixture: Vec<FixtureSpan> = serde_json::from_str(include_str!(
         "../dashboards/tests/fixtures/checkout_trace.json"
     ))
@@ -71,7 +75,10 @@ fn requests(t0: u64) -> Vec<Vec<u8>> {
             kind: kind(&f.kind),
             start_time_unix_nano: t0 + f.start_ms * MS,
             end_time_unix_nano: t0 + f.end_ms * MS,
-            attributes: vec![kv("messaging.destination.name", "orders")],
+            attributes: vec![
+                kv("messaging.destination.name", "orders"),
+                kv("correlation_id", "order-7"),
+            ],
             ..Default::default()
         };
         if f.name == "fraud check" {
@@ -87,6 +94,7 @@ fn requests(t0: u64) -> Vec<Vec<u8>> {
         span_id: hex("00000000000000d9"),
         name: "process order.created".into(),
         kind: kind("CONSUMER"),
+        attributes: vec![kv("messaging.destination.name", "orders")],
         start_time_unix_nano: t0 + 300 * MS,
         end_time_unix_nano: t0 + 320 * MS,
         links: vec![Link {
@@ -99,12 +107,43 @@ fn requests(t0: u64) -> Vec<Vec<u8>> {
     by_service.insert("shipping".into(), vec![consumer]);
     by_service
         .into_iter()
-        .map(|(service, spans)| request(&service, spans).encode_to_vec())
+        .map(|(service, spans)| ("/v1/traces", request(&service, spans).encode_to_vec()))
+        .chain([("/v1/logs", log_request(t0))])
         .collect()
 }
 
-fn post(vigil: &Vigil, body: Vec<u8>) {
-    let url = format!("{}/v1/traces", vigil.http);
+/// One warning from payment inside the checkout trace.
+fn log_request(t0: u64) -> Vec<u8> {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "payment")],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    time_unix_nano: t0 + 45 * MS,
+                    severity_number: SeverityNumber::Warn as i32,
+                    severity_text: "WARN".into(),
+                    body: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(
+                            "Fraud score 0.97 above limit for order-7".into(),
+                        )),
+                    }),
+                    trace_id: hex(TRACE_ID),
+                    span_id: hex("00000000000000f1"),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+fn post(vigil: &Vigil, path: &str, body: Vec<u8>) {
+    let url = format!("{}{path}", vigil.http);
     let status = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -201,8 +240,8 @@ fn traces_read_back_as_trees_with_critical_paths_through_search_and_the_jaeger_a
     let dir = tempfile::tempdir().unwrap();
     let vigil = Vigil::start(dir.path(), &[]);
     let t0 = now_ns() - 5_000 * MS;
-    for body in requests(t0) {
-        post(&vigil, body);
+    for (path, body) in requests(t0) {
+        post(&vigil, path, body);
     }
     let expected: Expected = serde_json::from_str(include_str!(
         "../dashboards/tests/fixtures/checkout_trace.expected.json"
@@ -333,4 +372,73 @@ fn traces_read_back_as_trees_with_critical_paths_through_search_and_the_jaeger_a
         &format!("/api/traces?service=payment&minDuration=55ms&start={start_us}&end={end_us}"),
     );
     assert_eq!(slow.data.len(), 1);
+
+    // The transaction across the broker: the consumer's new trace found through its link.
+    let tx = get(&vigil, "/api/v1/correlations/order-7");
+    assert_eq!(
+        tx["trace_ids"],
+        serde_json::json!([TRACE_ID, CONSUMER_TRACE_ID])
+    );
+    assert_eq!(tx["span_count"], 8);
+    assert_eq!(tx["hops"][0]["consumer_service"], "shipping");
+    assert_eq!(
+        tx["hops"][0]["queued_ns"],
+        201 * MS,
+        "consumer start − producer end"
+    );
+    assert_eq!(tx["hops"][0]["new_trace"], true);
+    assert!(
+        tx["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["type"] == "log" && i["service_name"] == "payment")
+    );
+
+    // RED per service and operation.
+    let red = get(&vigil, "/api/v1/services?service=payment");
+    let payment = &red["services"][0];
+    assert_eq!(payment["service"], "payment");
+    assert_eq!(
+        payment["figures"]["latency_p50"], 0.06,
+        "authorize, its SERVER span"
+    );
+    let fraud = payment["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["operation"] == "fraud check")
+        .unwrap();
+    assert_eq!(fraud["figures"]["error_rate"], 1.0);
+    assert!(
+        payment["previous"].is_null(),
+        "nothing in the window before"
+    );
+
+    // The service map: the call and the messaging hop across traces.
+    let map = get(&vigil, "/api/v1/service-map");
+    let edges = map["edges"].as_array().unwrap();
+    let edge = |caller: &str, callee: &str| {
+        edges
+            .iter()
+            .find(|e| e["caller"] == caller && e["callee"] == callee)
+            .unwrap_or_else(|| panic!("no edge {caller} → {callee} in {map}"))
+    };
+    assert_eq!(edge("order", "payment")["kind"], "call");
+    assert_eq!(edge("order", "payment")["p50"], 0.06);
+    assert_eq!(edge("order", "shipping")["kind"], "messaging");
+    assert_eq!(edge("order", "shipping")["lag_p50"], 0.208);
+
+    // Log search: words in any case, severity, the jump to the trace.
+    let logs = get(
+        &vigil,
+        "/api/v1/logs?q=fraud%20LIMIT&severity=warn&service=payment",
+    );
+    assert_eq!(logs["logs"].as_array().unwrap().len(), 1, "{logs}");
+    assert_eq!(
+        logs["logs"][0]["trace_url"],
+        format!("/api/v1/traces/{TRACE_ID}")
+    );
+    let quiet = get(&vigil, "/api/v1/logs?q=fraud&severity=error");
+    assert!(quiet["logs"].as_array().unwrap().is_empty());
 }

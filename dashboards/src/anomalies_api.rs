@@ -8,13 +8,14 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vigil_detectors::anomaly::runner::DetectorStatus;
-use vigil_detectors::eval::{Window, nanos, quote};
+use vigil_detectors::eval::quote;
 
 use crate::error::ApiError;
 use crate::json::objects;
 use crate::rules_api::success;
 use crate::sql;
 use crate::state::ApiState;
+use crate::window::window;
 
 /// Anomalies returned when `limit` is not given, and the most that can be asked for.
 const DEFAULT_LIMIT: usize = 100;
@@ -44,18 +45,7 @@ pub struct AnomalyFilter {
 
 /// The SQL answering `f`.
 fn query(f: &AnomalyFilter) -> Result<String, ApiError> {
-    let end = f.end.unwrap_or_else(Utc::now);
-    let start = f.start.unwrap_or(end - Duration::hours(1));
-    if start >= end {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "start must be before end",
-        ));
-    }
-    let window = Window {
-        start: nanos(start),
-        end: nanos(end),
-    };
+    let window = window(f.start, f.end, Duration::hours(1))?;
     let mut sql = format!("SELECT * FROM anomalies WHERE {}", window.sql());
     for (column, value) in [
         ("service_name", &f.service),

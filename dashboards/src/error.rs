@@ -49,6 +49,12 @@ impl From<vigil_store::StoreError> for ApiError {
     }
 }
 
+impl From<vigil_detectors::eval::EvalError> for ApiError {
+    fn from(e: vigil_detectors::eval::EvalError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (

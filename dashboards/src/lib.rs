@@ -5,14 +5,19 @@
 
 pub mod anomalies_api;
 pub mod config;
+pub mod correlation;
 pub mod error;
 pub mod health;
 pub mod json;
+pub mod logs_api;
+pub mod red;
 pub mod rules_api;
+pub mod service_map;
 pub mod sql;
 pub mod sql_api;
 pub mod state;
 pub mod trace;
+pub mod window;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -38,6 +43,13 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/slos", get(rules_api::slos))
         .route("/api/v1/anomalies", get(anomalies_api::anomalies))
+        .route("/api/v1/services", get(red::handle))
+        .route("/api/v1/service-map", get(service_map::handle))
+        .route("/api/v1/logs", get(logs_api::handle))
+        .route(
+            "/api/v1/correlations/{correlation_id}",
+            get(correlation::handle),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

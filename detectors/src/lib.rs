@@ -10,3 +10,4 @@ pub mod eval;
 pub mod features;
 pub mod nab;
 pub mod rules;
+pub mod topology;

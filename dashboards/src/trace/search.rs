@@ -10,7 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use vigil_detectors::eval::{Window, nanos, quote};
+use vigil_detectors::eval::{Window, quote};
 use vigil_store::units::HumanDuration;
 
 use super::span::rfc3339;
@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::json::objects;
 use crate::sql;
 use crate::state::ApiState;
+use crate::window::window;
 
 /// Traces returned when `limit` is not given, and the most that can be asked for.
 const DEFAULT_LIMIT: usize = 20;
@@ -55,7 +56,8 @@ fn duration_ns(name: &str, text: &str) -> Result<i64, ApiError> {
     Ok(i64::try_from(d.0.as_nanos()).unwrap_or(i64::MAX))
 }
 
-fn time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+/// An RFC 3339 parameter.
+pub fn time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
@@ -110,15 +112,7 @@ impl TraceQuery {
             }
         }
         q.attributes.sort();
-        let end = end.unwrap_or_else(Utc::now);
-        let start = start.unwrap_or(end - chrono::Duration::hours(1));
-        if start >= end {
-            return Err(bad("start must be before end".into()));
-        }
-        q.window = Window {
-            start: nanos(start),
-            end: nanos(end),
-        };
+        q.window = window(start, end, chrono::Duration::hours(1))?;
         Ok(q)
     }
 
