@@ -199,6 +199,32 @@ fn a_latency_fault_is_an_anomaly_explained_by_latency() {
         "{alert}"
     );
     assert!(!notes["trace_ids"].as_str().unwrap().is_empty(), "{alert}");
+    // What changed: the alert's root-cause analysis and the same over the fault's window
+    // both blame payment, with its slower self time and traces to look at.
+    let blamed = |report: &Value| {
+        let first = &report["suspects"][0];
+        assert_eq!(first["service"], "payment", "{report}");
+        assert!(
+            first["after"]["self_p50"].as_f64().unwrap()
+                > first["before"]["self_p50"].as_f64().unwrap() + 0.1,
+            "{report}"
+        );
+        assert!(!first["trace_urls"].as_array().unwrap().is_empty(), "{report}");
+    };
+    let fingerprint = alert["fingerprint"].as_str().unwrap();
+    let (status, report) = common::web::get_json(&format!(
+        "http://{}/api/v1/alerts/{fingerprint}/rca",
+        vigil.api
+    ));
+    assert_eq!(status, 200, "{report}");
+    eprintln!("alert rca: {}", report["suspects"]);
+    blamed(&report);
+    let (status, report) = common::web::get_json(&format!(
+        "http://{}/api/v1/rca?start={since}&baseline_end={since}",
+        vigil.api
+    ));
+    assert_eq!(status, 200, "{report}");
+    blamed(&report);
     // Every partition was slow; once they are all back to normal, one of them slows down.
     vigil_cli(&["chaos", "--url", &gateway, "stop", &id.to_string()]);
     std::thread::sleep(Duration::from_secs(4));

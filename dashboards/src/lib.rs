@@ -10,6 +10,7 @@ pub mod error;
 pub mod health;
 pub mod json;
 pub mod logs_api;
+pub mod rca_api;
 pub mod red;
 pub mod rules_api;
 pub mod service_map;
@@ -40,6 +41,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/traces", get(trace::jaeger::search))
         .route("/api/traces/{trace_id}", get(trace::jaeger::trace))
         .route("/api/v1/alerts", get(rules_api::alerts))
+        .route("/api/v1/alerts/{fingerprint}/rca", get(rca_api::for_alert))
+        .route("/api/v1/rca", get(rca_api::handle))
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/slos", get(rules_api::slos))
         .route("/api/v1/anomalies", get(anomalies_api::anomalies))

@@ -9,5 +9,6 @@ pub mod anomaly;
 pub mod eval;
 pub mod features;
 pub mod nab;
+pub mod rca;
 pub mod rules;
 pub mod topology;

@@ -1,0 +1,58 @@
+//! Log patterns: bodies with their variable parts (numbers, hex ids) replaced by `<*>`,
+//! counted per service in a window by the query engine, so new or surging messages stand out.
+
+use std::collections::BTreeMap;
+
+use datafusion::prelude::SessionContext;
+use serde::Serialize;
+
+use crate::eval::{EvalError, Window, floats, strings, text};
+
+/// One pattern's count in a window, with an example.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PatternCount {
+    /// Records.
+    pub count: f64,
+    /// One record's body.
+    pub sample: String,
+    /// The trace of a record carrying one.
+    pub trace_id: String,
+}
+
+/// (service, pattern) → count.
+pub type Patterns = BTreeMap<(String, String), PatternCount>;
+
+/// The SQL counting patterns in `w`.
+pub fn patterns_sql(w: Window) -> String {
+    format!(
+        "SELECT service_name, \
+           regexp_replace(body, '[0-9a-fA-F]{{8,}}(-[0-9a-fA-F]{{4,}})*|[0-9]+([.][0-9]+)?', '<*>', 'g') AS pattern, \
+           count(*) AS n, first_value(body) AS sample, max(trace_id) AS trace_id \
+         FROM logs WHERE {} GROUP BY 1, 2",
+        w.sql()
+    )
+}
+
+/// Every pattern's count in `w`.
+pub async fn patterns(ctx: &SessionContext, w: Window) -> Result<Patterns, EvalError> {
+    let mut out = Patterns::new();
+    for b in ctx.sql(&patterns_sql(w)).await?.collect().await? {
+        let (service, pattern) = (strings(&b, "service_name")?, strings(&b, "pattern")?);
+        let (n, sample, trace) = (
+            floats(&b, "n")?,
+            strings(&b, "sample")?,
+            strings(&b, "trace_id")?,
+        );
+        for i in 0..b.num_rows() {
+            out.insert(
+                (text(&service, i).to_string(), text(&pattern, i).to_string()),
+                PatternCount {
+                    count: n.value(i),
+                    sample: text(&sample, i).to_string(),
+                    trace_id: text(&trace, i).to_string(),
+                },
+            );
+        }
+    }
+    Ok(out)
+}
