@@ -205,11 +205,14 @@ fn a_latency_fault_is_an_anomaly_explained_by_latency() {
         let first = &report["suspects"][0];
         assert_eq!(first["service"], "payment", "{report}");
         assert!(
-            first["after"]["self_p50"].as_f64().unwrap()
-                > first["before"]["self_p50"].as_f64().unwrap() + 0.1,
+            first["after"]["self_p95"].as_f64().unwrap()
+                > first["before"]["self_p95"].as_f64().unwrap() + 0.1,
             "{report}"
         );
-        assert!(!first["trace_urls"].as_array().unwrap().is_empty(), "{report}");
+        assert!(
+            !first["trace_urls"].as_array().unwrap().is_empty(),
+            "{report}"
+        );
     };
     let fingerprint = alert["fingerprint"].as_str().unwrap();
     let (status, report) = common::web::get_json(&format!(

@@ -18,8 +18,9 @@ use crate::window::window;
 
 /// How much of what went before the anomaly window is the baseline, unless told.
 const BASELINE: Duration = Duration::hours(1);
-/// How far before an alert became active its window starts (the change precedes the alert).
-const ALERT_LEAD: Duration = Duration::minutes(2);
+/// How far before an alert became active its window starts: the change precedes the alert
+/// by the detection window, and the baseline must not already hold it.
+const ALERT_LEAD: Duration = Duration::seconds(30);
 
 /// Parameters of `GET /api/v1/rca`.
 #[derive(Debug, Default, Deserialize)]

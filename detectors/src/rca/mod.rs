@@ -18,7 +18,9 @@ use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use crate::eval::group::CONSUMER_LAG_METRIC;
-use crate::eval::{EvalError, Window};
+use arrow::array::Array;
+
+use crate::eval::{EvalError, Window, floats};
 use crate::topology::edges;
 use attributes::{AttributeValue, over_represented};
 use metric_shifts::{Level, levels};
@@ -193,6 +195,10 @@ pub async fn analyse(
     w: RcaWindows,
     service: Option<&str>,
 ) -> Result<Report, EvalError> {
+    let w = RcaWindows {
+        baseline: observed(ctx, w.baseline).await?,
+        ..w
+    };
     let (after_ops, before_ops) = (
         operations(ctx, w.window).await?,
         operations(ctx, w.baseline).await?,
@@ -306,6 +312,23 @@ pub async fn analyse(
     })
 }
 
+/// `w` from its first span on: rates over a baseline that began before the telemetry did
+/// would look low.
+async fn observed(ctx: &SessionContext, w: Window) -> Result<Window, EvalError> {
+    let sql = format!(
+        "SELECT CAST(min(time) AS BIGINT) AS first FROM spans WHERE {}",
+        w.sql()
+    );
+    let mut start = w.start;
+    for b in ctx.sql(&sql).await?.collect().await? {
+        let first = floats(&b, "first")?;
+        if b.num_rows() > 0 && !first.is_null(0) {
+            start = start.max(first.value(0) as i64);
+        }
+    }
+    Ok(Window { start, end: w.end })
+}
+
 /// `service` and every service it calls or sends messages to, directly or not, in either window.
 async fn downstream(
     ctx: &SessionContext,
@@ -330,7 +353,8 @@ async fn downstream(
     Ok(seen)
 }
 
-/// Patterns at least three times as frequent as in the baseline (or new), busiest first.
+/// Patterns at least three times as frequent as in the baseline (or new, of a service that
+/// logged in the baseline), busiest first.
 async fn log_surges(
     ctx: &SessionContext,
     w: RcaWindows,
@@ -341,9 +365,11 @@ async fn log_surges(
         patterns(ctx, w.baseline).await?,
     );
     let (secs_after, secs_before) = (w.window.seconds().max(1.0), w.baseline.seconds().max(1.0));
+    // A service that logged nothing in the baseline is new, not its patterns.
+    let known: BTreeSet<&str> = before.keys().map(|(svc, _)| svc.as_str()).collect();
     let mut out: Vec<LogSurge> = after
         .into_iter()
-        .filter(|((svc, _), a)| in_scope(svc) && a.count >= 3.0)
+        .filter(|((svc, _), a)| in_scope(svc) && known.contains(svc.as_str()) && a.count >= 3.0)
         .filter_map(|(key, a)| {
             let before_rate = before.get(&key).map_or(0.0, |b| b.count / secs_before);
             let after_rate = a.count / secs_after;
@@ -374,7 +400,9 @@ fn metric_shifts(
         .filter_map(|(key, a)| {
             let b = before.get(key)?;
             let change = (a.value - b.value).abs();
-            let shift = change / (b.spread + 0.1 * b.value.abs()).max(1e-9);
+            // In baseline spreads, a tenth of the larger level at least: a series that jumps
+            // from nothing is not infinitely remarkable.
+            let shift = change / (b.spread + 0.1 * b.value.abs().max(a.value.abs())).max(1e-9);
             (shift >= 3.0 && change >= 0.1 * b.value.abs()).then(|| MetricShift {
                 service: key.0.clone(),
                 metric: key.1.clone(),
