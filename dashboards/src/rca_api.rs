@@ -102,11 +102,8 @@ pub async fn for_alert(
     Path(fingerprint): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let alert = state
-        .rules
-        .status()
         .alerts()
         .into_iter()
-        .chain((state.posted_alerts)())
         .find(|a| a.fingerprint.to_string() == fingerprint)
         .ok_or_else(|| {
             ApiError::new(

@@ -55,11 +55,8 @@ pub async fn alerts(
             .is_none_or(|w| a.labels.get(name).is_some_and(|v| v == w))
     };
     let alerts: Vec<_> = state
-        .rules
-        .status()
         .alerts()
         .into_iter()
-        .chain((state.posted_alerts)())
         .filter(|a| wanted.is_none_or(|s| a.state == s))
         .filter(|a| {
             label_is(a, "alertname", &filter.alertname)

@@ -35,6 +35,15 @@ pub struct ApiState {
     pub posted_alerts: AlertSource,
 }
 
+impl ApiState {
+    /// Every current alert: the rule engine's, then those other rule engines posted.
+    pub fn alerts(&self) -> Vec<vigil_alerting::Alert> {
+        let mut all = self.rules.status().alerts();
+        all.extend((self.posted_alerts)());
+        all
+    }
+}
+
 impl std::fmt::Debug for ApiState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiState")

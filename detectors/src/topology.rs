@@ -171,9 +171,14 @@ async fn run(
                 lag_p50: lag(&q[3]),
                 lag_p95: lag(&q[4]),
             };
-            // Parent/child and link edges of one pair add up; the first's percentiles stay.
+            // Parent/child and link edges of one pair add up (errors weighted by calls); the
+            // first's percentiles stay.
             out.entry((edge.caller.clone(), edge.callee.clone(), kind))
                 .and_modify(|e| {
+                    let total = (e.calls + edge.calls).max(1) as f64;
+                    e.error_rate = (e.error_rate * e.calls as f64
+                        + edge.error_rate * edge.calls as f64)
+                        / total;
                     e.calls += edge.calls;
                     e.rate += edge.rate;
                 })

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use vigil_detectors::eval::Window;
-use vigil_detectors::rca::{RcaWindows, analyse};
+use vigil_detectors::rca::{RcaWindows, Report, analyse};
 use vigil_store::rows::{SpanRow, spans_batch};
 use vigil_store::{Signal, Store, StoreConfig};
 
@@ -138,15 +138,22 @@ fn windows() -> RcaWindows {
     }
 }
 
+/// The unscoped report for `change`, and the store it ran on.
+async fn report(change: Change) -> (tempfile::TempDir, Store, Report) {
+    let (dir, store) = store(change).await;
+    let ctx = store.session().unwrap();
+    let report = analyse(&ctx, windows(), None).await.unwrap();
+    (dir, store, report)
+}
+
 #[tokio::test]
 async fn a_slow_leaf_is_blamed_not_its_callers_and_its_host_stands_out() {
-    let (_dir, store) = store(Change {
+    let (_dir, store, report) = report(Change {
         payment_ms: 400,
         ..Change::default()
     })
     .await;
     let ctx = store.session().unwrap();
-    let report = analyse(&ctx, windows(), None).await.unwrap();
     let first = &report.suspects[0];
     assert_eq!(
         (first.service.as_str(), first.operation.as_str()),
@@ -179,13 +186,11 @@ async fn a_slow_leaf_is_blamed_not_its_callers_and_its_host_stands_out() {
 
 #[tokio::test]
 async fn the_service_whose_own_spans_fail_is_blamed_not_the_callers_that_saw_the_error() {
-    let (_dir, store) = store(Change {
+    let (_dir, _store, report) = report(Change {
         inventory_fails: true,
         ..Change::default()
     })
     .await;
-    let ctx = store.session().unwrap();
-    let report = analyse(&ctx, windows(), None).await.unwrap();
     let first = &report.suspects[0];
     assert_eq!(
         (first.service.as_str(), first.operation.as_str()),
@@ -204,8 +209,6 @@ async fn the_service_whose_own_spans_fail_is_blamed_not_the_callers_that_saw_the
 
 #[tokio::test]
 async fn nothing_changed_means_no_suspects() {
-    let (_dir, store) = store(Change::default()).await;
-    let ctx = store.session().unwrap();
-    let report = analyse(&ctx, windows(), None).await.unwrap();
+    let (_dir, _store, report) = report(Change::default()).await;
     assert!(report.suspects.is_empty(), "{report:#?}");
 }

@@ -155,7 +155,7 @@ pub async fn search(
     let list = ids.iter().map(|i| quote(i)).collect::<Vec<_>>().join(", ");
     let (spans, _) = read(
         &ctx,
-        &format!("trace_id IN ({list})"),
+        &format!("{} AND trace_id IN ({list})", q.around().sql()),
         MAX_TRACE_SPANS,
         state.config.query_timeout.0,
     )

@@ -56,8 +56,7 @@ fn duration_ns(name: &str, text: &str) -> Result<i64, ApiError> {
     Ok(i64::try_from(d.0.as_nanos()).unwrap_or(i64::MAX))
 }
 
-/// An RFC 3339 parameter.
-pub fn time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+fn time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
@@ -116,6 +115,14 @@ impl TraceQuery {
         Ok(q)
     }
 
+    /// The search window widened by the margin in which a found trace's other spans lie.
+    pub fn around(&self) -> Window {
+        Window {
+            start: self.window.start.saturating_sub(TRACE_MARGIN_NS),
+            end: self.window.end.saturating_add(TRACE_MARGIN_NS),
+        }
+    }
+
     /// The SQL condition a matching span meets.
     pub fn span_filter(&self) -> String {
         let mut sql = self.window.sql();
@@ -167,10 +174,7 @@ pub async fn find(state: &ApiState, q: &TraceQuery) -> Result<Vec<Value>, ApiErr
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let around = Window {
-        start: q.window.start.saturating_sub(TRACE_MARGIN_NS),
-        end: q.window.end.saturating_add(TRACE_MARGIN_NS),
-    };
+    let around = q.around();
     let list = ids.iter().map(|i| quote(i)).collect::<Vec<_>>().join(", ");
     let summary = sql::run(
         &ctx,

@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use datafusion::prelude::SessionContext;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vigil_detectors::eval::{Window, quote};
@@ -100,7 +101,7 @@ pub async fn handle(
     let linked_from = if spans.is_empty() {
         Vec::new()
     } else {
-        linked_from(&state, &id, start, end).await?
+        linked_from(&ctx, timeout, &id, start, end).await?
     };
 
     let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
@@ -192,12 +193,12 @@ fn timeline(
 
 /// Spans of other traces whose links point into trace `id` (consumers of its messages).
 async fn linked_from(
-    state: &ApiState,
+    ctx: &SessionContext,
+    timeout: std::time::Duration,
     id: &str,
     start: i64,
     end: i64,
 ) -> Result<Vec<Value>, ApiError> {
-    let ctx = state.store.session()?;
     let window = Window {
         start,
         end: end.saturating_add(LINK_HORIZON_NS),
@@ -210,7 +211,7 @@ async fn linked_from(
         quote(id),
         quote(&format!("%{id}%")),
     );
-    let result = sql::run(&ctx, &sql, MAX_LINKED_FROM, state.config.query_timeout.0).await?;
+    let result = sql::run(ctx, &sql, MAX_LINKED_FROM, timeout).await?;
     Ok(objects(&result.batches)
         .into_iter()
         .map(|mut o| {
