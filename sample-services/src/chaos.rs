@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::logs::Severity;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
 use crate::telemetry::Telemetry;
 
@@ -35,7 +36,8 @@ pub enum FaultKind {
     },
     /// The service's downstream dependency (database, card processor…) refuses every call.
     Outage {},
-    /// Every matching call burns `ms` milliseconds of CPU on its worker thread.
+    /// Every matching call burns `ms` milliseconds of CPU on its service's core (see
+    /// [`Chaos::apply`]).
     CpuBurn {
         /// CPU time burnt per call.
         ms: u64,
@@ -149,10 +151,21 @@ pub struct Effects {
 }
 
 impl Effects {
-    /// Applies the delay and the CPU burn, then fails if a fault says so.
-    pub async fn apply(self) -> Result<(), String> {
+    /// Burns the CPU on `core` (waiting for it while another call of the service holds it),
+    /// applies the delay, then fails if a fault says so.
+    async fn apply(self, core: Arc<Semaphore>) -> Result<(), String> {
         if !self.cpu.is_zero() {
-            burn(self.cpu);
+            // Closed never: the semaphore is the service's own. Holding the permit until the
+            // burn ends keeps one burn per core even if this call is cancelled.
+            if let Ok(permit) = core.acquire_owned().await {
+                let cpu = self.cpu;
+                // A burn that panicked has nothing to report.
+                let _ = tokio::task::spawn_blocking(move || {
+                    burn(cpu);
+                    drop(permit);
+                })
+                .await;
+            }
         }
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
@@ -192,14 +205,22 @@ struct Faults {
 pub struct Chaos {
     faults: Mutex<Faults>,
     services: BTreeMap<&'static str, Arc<Telemetry>>,
+    /// Each service's CPU core: its CPU-bound work runs one call at a time, off the async
+    /// workers, as in a service limited to one core.
+    cores: BTreeMap<&'static str, Arc<Semaphore>>,
 }
 
 impl Chaos {
     /// Fault injection over the services whose telemetry is given.
     pub fn new(services: impl IntoIterator<Item = Arc<Telemetry>>) -> Arc<Chaos> {
+        let services: BTreeMap<_, _> = services.into_iter().map(|t| (t.service, t)).collect();
         Arc::new(Chaos {
             faults: Mutex::new(Faults::default()),
-            services: services.into_iter().map(|t| (t.service, t)).collect(),
+            cores: services
+                .keys()
+                .map(|s| (*s, Arc::new(Semaphore::new(1))))
+                .collect(),
+            services,
         })
     }
 
@@ -336,6 +357,18 @@ impl Chaos {
             }
         }
         effects
+    }
+
+    /// Applies the faults on `service` at `point` to one call there. CPU burns run on the
+    /// service's own core, so a CPU-bound service slows itself (its calls queue for the core)
+    /// and not every service sharing the process's async workers.
+    pub async fn apply(&self, service: &str, point: Point<'_>) -> Result<(), String> {
+        let effects = self.effects(service, point);
+        match self.cores.get(service) {
+            Some(core) => effects.apply(core.clone()).await,
+            // Not a service of this set: nothing can be injected into it.
+            None => Ok(()),
+        }
     }
 
     /// True while a stall fault holds the consumer `handler` of `service`.
@@ -578,5 +611,41 @@ mod tests {
         let start = Instant::now();
         burn(Duration::from_millis(20));
         assert!(start.elapsed() >= Duration::from_millis(20));
+    }
+
+    #[tokio::test]
+    async fn a_service_burns_on_its_own_core_without_blocking_the_async_workers() {
+        let c = chaos();
+        c.start(spec("order", None, FaultKind::CpuBurn { ms: 100 }))
+            .unwrap();
+        let start = Instant::now();
+        let calls: Vec<_> = (0..3)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move { c.apply("order", Point::Handler("place order")).await })
+            })
+            .collect();
+        // This runtime has one thread: a burn on it would hold this timer up.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(
+            start.elapsed() < Duration::from_millis(80),
+            "{:?}",
+            start.elapsed()
+        );
+        // Another service's calls are not held up by order's core.
+        let other = Instant::now();
+        c.apply("payment", Point::Handler("process inventory"))
+            .await
+            .unwrap();
+        assert!(other.elapsed() < Duration::from_millis(20));
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        // One core: the three burns ran one after another.
+        assert!(
+            start.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

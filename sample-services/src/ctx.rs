@@ -62,7 +62,7 @@ impl<B> Ctx<B> {
     }
 
     async fn at(&self, point: Point<'_>) -> Result<(), String> {
-        self.chaos.effects(self.service(), point).apply().await
+        self.chaos.apply(self.service(), point).await
     }
 
     /// Calls `dep` in a CLIENT span (child of the current context): one round trip, the
@@ -83,8 +83,7 @@ impl<B> Ctx<B> {
             let spread = dep.max.saturating_sub(dep.min);
             tokio::time::sleep(dep.min + spread.mul_f64(fastrand::f64())).await;
             self.chaos
-                .effects(self.service(), Point::Dependency(dep.name))
-                .apply()
+                .apply(self.service(), Point::Dependency(dep.name))
                 .await?;
             work()
         }
