@@ -29,10 +29,13 @@ pub struct Point {
     pub bounds: Option<Vec<f64>>,
 }
 
+/// The label holding the metric's name when the rows carry `metric_name`, as in Prometheus.
+pub const NAME_LABEL: &str = "__name__";
+
 /// A series: its service and attributes, and its points in time order.
 #[derive(Debug, Clone, Default)]
 pub struct Series {
-    /// `service` plus every point attribute.
+    /// `service` plus every point attribute (and [`NAME_LABEL`] when the rows name the metric).
     pub labels: BTreeMap<String, String>,
     /// Points, oldest first.
     pub points: Vec<Point>,
@@ -72,7 +75,8 @@ fn list_values(list: &ListArray, row: usize) -> Result<Option<Vec<f64>>, EvalErr
     ))
 }
 
-/// Groups the rows of `batches` (as [`query`] selects them) into series.
+/// Groups the rows of `batches` (as [`query`] selects them, optionally with `metric_name`
+/// too) into series.
 pub fn series(batches: &[RecordBatch]) -> Result<Vec<Series>, EvalError> {
     let mut by_key: HashMap<BTreeMap<String, String>, Vec<Point>> = HashMap::new();
     let shape = |what: &str| EvalError::Shape(format!("metrics result: {what}"));
@@ -98,10 +102,17 @@ pub fn series(batches: &[RecordBatch]) -> Result<Vec<Series>, EvalError> {
         let values = to_strings(attributes.values())?;
         let buckets = column("bucket_counts")?.as_list::<i32>().clone();
         let bounds = column("explicit_bounds")?.as_list::<i32>().clone();
+        let names = b
+            .column_by_name("metric_name")
+            .map(|_| strings(b, "metric_name"))
+            .transpose()?;
         let offsets = attributes.value_offsets();
         for row in 0..b.num_rows() {
             let mut labels =
                 BTreeMap::from([("service".to_string(), service.value(row).to_string())]);
+            if let Some(names) = &names {
+                labels.insert(NAME_LABEL.to_string(), text(names, row).to_string());
+            }
             for e in offsets[row] as usize..offsets[row + 1] as usize {
                 labels.insert(keys.value(e).to_string(), text(&values, e).to_string());
             }

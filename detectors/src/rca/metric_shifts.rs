@@ -1,13 +1,14 @@
-//! Metric series per service in a window: the mean of gauges and non-monotonic sums, the
-//! increase per second of monotonic counters, with their spread, so a series that moved at
-//! the time of an anomaly can be compared with its baseline.
+//! Each service's metrics in a window: the mean of gauges and non-monotonic sums, the
+//! increase per second of monotonic counters, with their spread, so a metric that moved at
+//! the time of an anomaly can be compared with its baseline. Read per series (service plus
+//! attributes), so a metric reported per topic or partition is not one jumbled series.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use arrow::array::Array;
 use datafusion::prelude::SessionContext;
 
-use crate::eval::{EvalError, Window, floats, strings, text};
+use crate::eval::metrics::{NAME_LABEL, increase, series};
+use crate::eval::{EvalError, Window, strings, text};
 
 /// One series' level in a window.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,42 +22,86 @@ pub struct Level {
 /// (service, metric) → level.
 pub type Levels = BTreeMap<(String, String), Level>;
 
-/// The SQL giving every series' level in `w`.
-pub fn levels_sql(w: Window) -> String {
-    format!(
-        "SELECT service_name, metric_name, \
-           CASE WHEN bool_or(coalesce(is_monotonic, false)) \
-                THEN (max(value) - min(value)) / {secs} ELSE avg(value) END AS level, \
-           CASE WHEN bool_or(coalesce(is_monotonic, false)) THEN 0 \
-                ELSE coalesce(stddev(value), 0) END AS spread \
-         FROM metrics WHERE {w} AND value IS NOT NULL GROUP BY 1, 2",
-        secs = w.seconds().max(1.0),
-        w = w.sql()
-    )
-}
-
-/// Every series' level in `w`.
+/// Every series' level in `w`: a counter's rises (resets and series that started in the
+/// window handled as the rule engine does) summed over its series, per second; a gauge's
+/// mean of its series' means, with their mean spread.
 pub async fn levels(ctx: &SessionContext, w: Window) -> Result<Levels, EvalError> {
-    let mut out = Levels::new();
-    for b in ctx.sql(&levels_sql(w)).await?.collect().await? {
+    let counters_sql = format!(
+        "SELECT DISTINCT service_name, metric_name FROM metrics WHERE {w} AND is_monotonic",
+        w = w.sql()
+    );
+    let mut counters = BTreeSet::new();
+    for b in ctx.sql(&counters_sql).await?.collect().await? {
         let (service, metric) = (strings(&b, "service_name")?, strings(&b, "metric_name")?);
-        let (level, spread) = (floats(&b, "level")?, floats(&b, "spread")?);
         for i in 0..b.num_rows() {
-            if level.is_null(i) {
-                continue;
-            }
-            out.insert(
-                (text(&service, i).to_string(), text(&metric, i).to_string()),
-                Level {
-                    value: level.value(i),
-                    spread: if spread.is_null(i) {
-                        0.0
-                    } else {
-                        spread.value(i)
-                    },
-                },
-            );
+            counters.insert((text(&service, i).to_string(), text(&metric, i).to_string()));
         }
     }
-    Ok(out)
+    let points_sql = format!(
+        "SELECT time, start_time, service_name, metric_name, attributes, temporality, value, \
+         bucket_counts, explicit_bounds FROM metrics WHERE {w} AND value IS NOT NULL",
+        w = w.sql()
+    );
+    let batches = ctx.sql(&points_sql).await?.collect().await?;
+    // (service, metric) → each series' level and spread.
+    let mut by_metric: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
+    for s in series(&batches)? {
+        let label = |k: &str| s.labels.get(k).cloned().unwrap_or_default();
+        let key = (label("service"), label(NAME_LABEL));
+        let level = if counters.contains(&key) {
+            (increase(&s.points, w) / w.seconds().max(1.0), 0.0)
+        } else {
+            let values: Vec<f64> = s.points.iter().filter_map(|p| p.value).collect();
+            mean_and_spread(&values)
+        };
+        by_metric.entry(key).or_default().push(level);
+    }
+    Ok(by_metric
+        .into_iter()
+        .map(|(key, per_series)| {
+            let combined = if counters.contains(&key) {
+                Level {
+                    value: per_series.iter().map(|l| l.0).sum(),
+                    spread: 0.0,
+                }
+            } else {
+                let n = per_series.len().max(1) as f64;
+                Level {
+                    value: per_series.iter().map(|l| l.0).sum::<f64>() / n,
+                    spread: per_series.iter().map(|l| l.1).sum::<f64>() / n,
+                }
+            };
+            (key, combined)
+        })
+        .collect())
+}
+
+/// Mean and sample standard deviation (0 for fewer than two values).
+fn mean_and_spread(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    if values.is_empty() {
+        return (0.0, 0.0);
+    }
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_sample_spread() {
+        assert_eq!(mean_and_spread(&[]), (0.0, 0.0));
+        assert_eq!(mean_and_spread(&[4.0]), (4.0, 0.0));
+        let (m, s) = mean_and_spread(&[2.0, 4.0, 6.0]);
+        assert!(
+            (m - 4.0).abs() < 1e-12 && (s - 2.0).abs() < 1e-12,
+            "{m} {s}"
+        );
+    }
 }

@@ -1,8 +1,6 @@
 //! Each measure evaluated through the real store and SQL session on small fixture tables,
 //! against values worked out by hand in the comments.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -19,6 +17,7 @@ use vigil_detectors::eval::group::{GroupState, measure};
 use vigil_detectors::eval::spans::SpanWindow;
 use vigil_detectors::eval::{Sample, Window};
 use vigil_detectors::features::{Feature, SeriesKey, WatchedMetric, extract, extract_partitions};
+use vigil_detectors::rca::metric_shifts::levels;
 use vigil_detectors::rules::model::Aggregation;
 use vigil_detectors::rules::{Rule, parse};
 use vigil_store::schema::schema;
@@ -172,6 +171,8 @@ fn logs() -> RecordBatch {
 
 struct Point<'a> {
     name: &'a str,
+    /// A monotonic counter.
+    monotonic: bool,
     at: f64,
     start: f64,
     value: Option<f64>,
@@ -222,6 +223,12 @@ fn metrics(points: &[Point]) -> RecordBatch {
                 )),
             ),
             ("temporality", texts(&vec!["cumulative"; n])),
+            (
+                "is_monotonic",
+                Arc::new(BooleanArray::from(
+                    points.iter().map(|p| p.monotonic).collect::<Vec<_>>(),
+                )),
+            ),
             ("bucket_counts", Arc::new(buckets.finish())),
             ("explicit_bounds", Arc::new(bounds.finish())),
             (
@@ -235,6 +242,7 @@ fn metrics(points: &[Point]) -> RecordBatch {
 fn counter(at: f64, start: f64, value: f64, outcome: &'static str) -> Point<'static> {
     Point {
         name: "messaging.client.consumed.messages",
+        monotonic: true,
         at,
         start,
         value: Some(value),
@@ -246,6 +254,7 @@ fn counter(at: f64, start: f64, value: f64, outcome: &'static str) -> Point<'sta
 fn fixture_metrics() -> RecordBatch {
     let lag = |at: f64, v: f64, topic: &'static str| Point {
         name: "messaging.consumer.lag",
+        monotonic: false,
         at,
         start: 1000.0,
         value: Some(v),
@@ -254,6 +263,7 @@ fn fixture_metrics() -> RecordBatch {
     };
     let hist = |at: f64, b: Vec<u64>| Point {
         name: "http.server.request.duration",
+        monotonic: false,
         at,
         start: 1000.0,
         value: None,
@@ -448,6 +458,23 @@ async fn counter_increase_and_rate_handle_resets_and_new_series() {
         one(&eval(&s, &format!("alert: A\n{rate}")).await),
         11.0 / 300.0,
     );
+}
+
+#[tokio::test]
+async fn rca_levels_read_each_series_as_the_rules_do() {
+    let (_dir, s) = store().await;
+    let ctx = s.session().unwrap();
+    let window = Window::ending(now(), std::time::Duration::from_secs(300));
+    let levels = levels(&ctx, window).await.unwrap();
+    let level = |metric: &str| levels[&("payment".to_string(), metric.to_string())];
+    // Dead letters rose 6 + 5; the processed series has one point, so no rise seen.
+    let consumed = level("messaging.client.consumed.messages");
+    close(consumed.value, 11.0 / 300.0);
+    assert_eq!(consumed.spread, 0.0);
+    // Lag: orders 5, 8 (mean 6.5, spread 2.12); stock 3, 1 (mean 2, spread 1.41).
+    let lag = level("messaging.consumer.lag");
+    close(lag.value, 4.25);
+    close(lag.spread, (4.5f64.sqrt() + 2f64.sqrt()) / 2.0);
 }
 
 #[tokio::test]

@@ -1,8 +1,6 @@
 //! NAB scoring on a subset shipped with the tests: the null and perfect detectors score 0
 //! and 100 on real labels, and the streaming detectors' scores stay above their floors.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
-
 use std::path::Path;
 
 use vigil_detectors::anomaly::streaming::{self, StreamConfig};

@@ -1,14 +1,15 @@
 //! Root-cause ranking on synthetic traffic: order calls payment (which calls a card processor)
 //! and inventory. In the anomaly window one thing changes; the service where it changed must
 //! come first, not the callers waiting on it, with the attribute that marks the bad spans.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 
 use vigil_detectors::eval::Window;
 use vigil_detectors::rca::{RcaWindows, Report, analyse};
-use vigil_store::rows::{SpanRow, spans_batch};
-use vigil_store::{Signal, Store, StoreConfig};
+use vigil_store::Store;
+use vigil_store::rows::SpanRow;
+
+use crate::spans::store_with;
 
 const T0: i64 = 1_800_000_000_000_000_000;
 const MS: i64 = 1_000_000;
@@ -112,17 +113,7 @@ async fn store(change: Change) -> (tempfile::TempDir, Store) {
         };
         rows.extend(checkout(i, t, c));
     }
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig {
-        data_dir: dir.path().to_path_buf(),
-        ..StoreConfig::default()
-    })
-    .unwrap();
-    store
-        .append(Signal::Spans, spans_batch(&rows).unwrap())
-        .await
-        .unwrap();
-    (dir, store)
+    store_with(&rows).await
 }
 
 fn windows() -> RcaWindows {

@@ -2,13 +2,13 @@
 //! messaging hops whose consumers start new traces (joined through their links) and one that
 //! continues the producer's trace, and calls to uninstrumented dependencies, against
 //! `fixtures/saga_edges.expected.json` worked out by hand.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde::Deserialize;
 use vigil_detectors::eval::Window;
 use vigil_detectors::topology::{EdgeKind, edges};
-use vigil_store::rows::{SpanRow, spans_batch};
-use vigil_store::{Signal, Store, StoreConfig};
+use vigil_store::rows::SpanRow;
+
+use crate::spans::store_with;
 
 #[derive(Debug, PartialEq, Deserialize)]
 struct ExpectedEdge {
@@ -28,19 +28,10 @@ const MS: f64 = 1e-3;
 #[tokio::test]
 async fn saga_edges_include_messaging_hops_across_new_traces() {
     let rows: Vec<SpanRow> =
-        serde_json::from_str(include_str!("fixtures/saga_spans.json")).unwrap();
+        serde_json::from_str(include_str!("../fixtures/saga_spans.json")).unwrap();
     let expected: Vec<ExpectedEdge> =
-        serde_json::from_str(include_str!("fixtures/saga_edges.expected.json")).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(StoreConfig {
-        data_dir: dir.path().to_path_buf(),
-        ..StoreConfig::default()
-    })
-    .unwrap();
-    store
-        .append(Signal::Spans, spans_batch(&rows).unwrap())
-        .await
-        .unwrap();
+        serde_json::from_str(include_str!("../fixtures/saga_edges.expected.json")).unwrap();
+    let (_dir, store) = store_with(&rows).await;
     let ctx = store.session().unwrap();
     let window = Window {
         start: T0 - 60_000_000_000,
