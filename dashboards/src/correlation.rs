@@ -86,11 +86,7 @@ async fn linked_traces(
         .map(|t| format!("links LIKE {}", quote(&format!("%{t}%"))))
         .collect::<Vec<_>>()
         .join(" OR ");
-    let ids = known
-        .iter()
-        .map(|t| quote(t))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let ids = sql::quoted_list(known);
     let result = sql::run(
         ctx,
         &format!(
@@ -147,11 +143,7 @@ pub async fn stitch(
             hops: Vec::new(),
         });
     }
-    let list = traces
-        .iter()
-        .map(|t| quote(t))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = sql::quoted_list(&traces);
     let (mut spans, _) = read(
         ctx,
         &format!("{} AND trace_id IN ({list})", w.sql()),
@@ -241,12 +233,7 @@ pub async fn handle(
             ),
         ));
     }
-    let list = t
-        .trace_ids
-        .iter()
-        .map(|i| quote(i))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = sql::quoted_list(&t.trace_ids);
     let logs = sql::run(
         &ctx,
         &format!(

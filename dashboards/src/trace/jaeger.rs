@@ -13,7 +13,7 @@ use chrono::Utc;
 use serde_json::{Map, Value, json};
 use vigil_detectors::eval::{Window, nanos, quote};
 
-use super::search::{TraceQuery, find};
+use super::search::{TraceQuery, matching};
 use super::span::{Span, read, trace_id};
 use crate::error::ApiError;
 use crate::json::objects;
@@ -143,19 +143,16 @@ pub async fn search(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let q = search_query(&params)?;
-    let found = find(&state, &q).await?;
-    let ids: Vec<String> = found
-        .iter()
-        .filter_map(|t| t["trace_id"].as_str().map(str::to_string))
-        .collect();
+    let ctx = state.store.session()?;
+    let found = matching(&ctx, &q, state.config.query_timeout.0).await?;
+    let ids = found.ids;
     if ids.is_empty() {
         return Ok(envelope(json!([])));
     }
-    let ctx = state.store.session()?;
-    let list = ids.iter().map(|i| quote(i)).collect::<Vec<_>>().join(", ");
+    let list = sql::quoted_list(&ids);
     let (spans, _) = read(
         &ctx,
-        &format!("{} AND trace_id IN ({list})", q.around().sql()),
+        &format!("{} AND trace_id IN ({list})", found.around.sql()),
         MAX_TRACE_SPANS,
         state.config.query_timeout.0,
     )

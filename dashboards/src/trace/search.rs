@@ -1,14 +1,16 @@
 //! `GET /api/v1/traces?service=&operation=&min_duration=&max_duration=&status=&attr.k=v&start=&end=&limit=`:
 //! the traces with a span matching every filter, newest first, each summarised (root,
-//! duration, spans, errors, services).
+//! duration, spans, errors, services). The newest part of the window is searched first, and
+//! the search stops once it has found enough traces.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
+use datafusion::prelude::SessionContext;
 use serde_json::{Value, json};
 use vigil_detectors::eval::{Window, quote};
 use vigil_store::units::HumanDuration;
@@ -23,8 +25,16 @@ use crate::window::window;
 /// Traces returned when `limit` is not given, and the most that can be asked for.
 const DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 1_000;
-/// How far around the search window a found trace's other spans are looked for.
+/// How far from a found trace's last matching span its other spans are looked for.
 const TRACE_MARGIN_NS: i64 = 3_600 * 1_000_000_000;
+/// The newest parts of a window searched first, as time back from its end: most searches
+/// want the latest traces, and a part that already holds enough of them ends the search
+/// without reading the older ones.
+const SLICES_NS: [i64; 3] = [
+    15 * 60 * 1_000_000_000,
+    3_600 * 1_000_000_000,
+    4 * 3_600 * 1_000_000_000,
+];
 
 /// What to look for; every filter holds for one span of each trace found.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -115,14 +125,6 @@ impl TraceQuery {
         Ok(q)
     }
 
-    /// The search window widened by the margin in which a found trace's other spans lie.
-    pub fn around(&self) -> Window {
-        Window {
-            start: self.window.start.saturating_sub(TRACE_MARGIN_NS),
-            end: self.window.end.saturating_add(TRACE_MARGIN_NS),
-        }
-    }
-
     /// The SQL condition a matching span meets.
     pub fn span_filter(&self) -> String {
         let mut sql = self.window.sql();
@@ -151,31 +153,96 @@ impl TraceQuery {
     }
 }
 
+/// `w` cut into its newest parts (see [`SLICES_NS`]) and the rest, newest first.
+fn slices(w: Window) -> Vec<Window> {
+    let mut out = Vec::new();
+    let mut end = w.end;
+    for back in SLICES_NS {
+        let start = w.end.saturating_sub(back).max(w.start);
+        if start < end {
+            out.push(Window { start, end });
+            end = start;
+        }
+    }
+    if w.start < end {
+        out.push(Window {
+            start: w.start,
+            end,
+        });
+    }
+    out
+}
+
+/// What a search found.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Trace ids, newest first (by their last matching span).
+    pub ids: Vec<String>,
+    /// Where the found traces' spans lie: within the margin of their matching spans.
+    pub around: Window,
+}
+
+/// The traces matching `q`, newest first, searching the newest part of the window first.
+pub async fn matching(
+    ctx: &SessionContext,
+    q: &TraceQuery,
+    timeout: std::time::Duration,
+) -> Result<Found, ApiError> {
+    let mut found = Found::default();
+    let mut seen = HashSet::new();
+    let (mut first, mut last) = (i64::MAX, i64::MIN);
+    for slice in slices(q.window) {
+        let part = TraceQuery {
+            window: slice,
+            ..q.clone()
+        };
+        let rows = sql::run(
+            ctx,
+            &format!(
+                "SELECT trace_id, CAST(max(time) AS BIGINT) AS last FROM spans WHERE {} \
+                 GROUP BY trace_id ORDER BY last DESC LIMIT {}",
+                part.span_filter(),
+                q.limit
+            ),
+            q.limit,
+            timeout,
+        )
+        .await?;
+        for o in objects(&rows.batches) {
+            let (Some(id), Some(at)) = (
+                o.get("trace_id").and_then(Value::as_str),
+                o.get("last").and_then(Value::as_i64),
+            ) else {
+                continue;
+            };
+            // A trace that matched in a newer part is listed there already.
+            if found.ids.len() < q.limit && seen.insert(id.to_string()) {
+                found.ids.push(id.to_string());
+                (first, last) = (first.min(at), last.max(at));
+            }
+        }
+        if found.ids.len() >= q.limit {
+            break;
+        }
+    }
+    if !found.ids.is_empty() {
+        found.around = Window {
+            start: first.saturating_sub(TRACE_MARGIN_NS),
+            end: last.saturating_add(TRACE_MARGIN_NS),
+        };
+    }
+    Ok(found)
+}
+
 /// The traces matching `q`, newest first, summarised.
 pub async fn find(state: &ApiState, q: &TraceQuery) -> Result<Vec<Value>, ApiError> {
     let ctx = state.store.session()?;
     let timeout = state.config.query_timeout.0;
-    let ids = sql::run(
-        &ctx,
-        &format!(
-            "SELECT trace_id, max(time) AS last FROM spans WHERE {} GROUP BY trace_id \
-             ORDER BY last DESC LIMIT {}",
-            q.span_filter(),
-            q.limit
-        ),
-        q.limit,
-        timeout,
-    )
-    .await?;
-    let ids: Vec<String> = objects(&ids.batches)
-        .iter()
-        .filter_map(|o| o.get("trace_id")?.as_str().map(str::to_string))
-        .collect();
-    if ids.is_empty() {
+    let found = matching(&ctx, q, timeout).await?;
+    if found.ids.is_empty() {
         return Ok(Vec::new());
     }
-    let around = q.around();
-    let list = ids.iter().map(|i| quote(i)).collect::<Vec<_>>().join(", ");
+    let list = sql::quoted_list(&found.ids);
     let summary = sql::run(
         &ctx,
         &format!(
@@ -186,9 +253,9 @@ pub async fn find(state: &ApiState, q: &TraceQuery) -> Result<Vec<Value>, ApiErr
              first_value(service_name ORDER BY (parent_span_id = '') DESC, time) AS root_service, \
              first_value(span_name ORDER BY (parent_span_id = '') DESC, time) AS root_operation \
              FROM spans WHERE {} AND trace_id IN ({list}) GROUP BY trace_id",
-            around.sql()
+            found.around.sql()
         ),
-        ids.len(),
+        found.ids.len(),
         timeout,
     )
     .await?;
@@ -206,7 +273,7 @@ pub async fn find(state: &ApiState, q: &TraceQuery) -> Result<Vec<Value>, ApiErr
             Some((id, Value::Object(o)))
         })
         .collect();
-    Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    Ok(found.ids.iter().filter_map(|id| by_id.remove(id)).collect())
 }
 
 /// The handler.
@@ -250,6 +317,29 @@ mod tests {
             sql.contains("attributes['host.name'] = 'node-''3'''"),
             "quotes are doubled: {sql}"
         );
+    }
+
+    #[test]
+    fn windows_are_searched_newest_part_first() {
+        const MIN: i64 = 60 * 1_000_000_000;
+        let w = |start: i64, end: i64| Window { start, end };
+        let end = 1_000 * MIN;
+        assert_eq!(
+            slices(w(end - 600 * MIN, end)),
+            vec![
+                w(end - 15 * MIN, end),
+                w(end - 60 * MIN, end - 15 * MIN),
+                w(end - 240 * MIN, end - 60 * MIN),
+                w(end - 600 * MIN, end - 240 * MIN),
+            ]
+        );
+        // A short window is one part; an empty one none.
+        assert_eq!(slices(w(end - 5 * MIN, end)), vec![w(end - 5 * MIN, end)]);
+        assert_eq!(
+            slices(w(end - 30 * MIN, end)),
+            vec![w(end - 15 * MIN, end), w(end - 30 * MIN, end - 15 * MIN)]
+        );
+        assert!(slices(w(end, end)).is_empty());
     }
 
     #[test]
