@@ -5,7 +5,8 @@
 //! prost decode-only throughput of the same payload on one core. A second phase sends unique
 //! spans to a fresh server and compares Parquet bytes per span with OTLP bytes per span.
 //! `bench orders` drives `vigil demo` with the load generator (see `orders.rs`); `bench rules`
-//! times a rule evaluation interval over a large store (see `rules.rs`); `bench anomalies`
+//! times a rule evaluation interval over a large store (see `rules.rs`); `bench queries` times
+//! the investigation API over one (see `queries.rs`); `bench anomalies`
 //! times scoring a window of many series (see `anomalies.rs`).
 
 use std::io::{BufRead, BufReader};
@@ -23,8 +24,10 @@ use prost::Message;
 use crate::cli::{BenchArgs, BenchWhat, IngestBenchArgs};
 
 mod anomalies;
+mod fill;
 mod orders;
 mod payload;
+mod queries;
 mod rules;
 
 /// Runs the chosen benchmark.
@@ -33,6 +36,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchWhat::Ingest(a) => ingest(a).await,
         BenchWhat::Orders(a) => orders::run(a).await,
         BenchWhat::Rules(a) => rules::run(a).await,
+        BenchWhat::Queries(a) => queries::run(a).await,
         BenchWhat::Anomalies(a) => anomalies::run(a),
     }
 }
@@ -48,16 +52,19 @@ fn banner_field(line: &str, name: &str) -> anyhow::Result<String> {
 struct Server {
     child: Child,
     grpc: String,
+    /// The query API's address, `http://host:port`.
+    api: String,
 }
 
 impl Server {
+    /// An ingest server: pinned to one core, with the WAL policy asked for.
     fn start(data_dir: &Path, args: &IngestBenchArgs) -> anyhow::Result<Server> {
         let exe = std::env::current_exe()?;
         let pinned = Command::new("taskset")
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success());
-        let mut cmd = if pinned {
+        let cmd = if pinned {
             let mut c = Command::new("taskset");
             c.args(["-c", "0"]).arg(exe);
             c
@@ -65,6 +72,14 @@ impl Server {
             eprintln!("note: taskset not found; the server is not pinned to one core");
             Command::new(exe)
         };
+        let mut cmd = Server::serve(cmd, data_dir);
+        cmd.args(["--memory-limit", "2GiB", "--fsync", &fsync_arg(args)])
+            .env("TOKIO_WORKER_THREADS", args.server_threads.to_string());
+        Server::spawn(cmd)
+    }
+
+    /// `cmd serve` on ephemeral loopback ports over `data_dir`.
+    fn serve(mut cmd: Command, data_dir: &Path) -> Command {
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
@@ -76,17 +91,20 @@ impl Server {
                 "--http-addr",
                 "127.0.0.1:0",
             ])
-            .args(["--memory-limit", "2GiB", "--fsync", &fsync_arg(args)])
             .env("VIGIL_LOG", "warn")
-            .env("TOKIO_WORKER_THREADS", args.server_threads.to_string())
             .stdout(Stdio::piped());
+        cmd
+    }
+
+    /// Starts `cmd` and reads its addresses from the line it prints once listening.
+    fn spawn(mut cmd: Command) -> anyhow::Result<Server> {
         let mut child = cmd.spawn().context("starting vigil serve")?;
         let stdout = child.stdout.take().context("no stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
-        let grpc = banner_field(&line, "otlp_grpc")?;
         Ok(Server {
-            grpc: format!("http://{grpc}"),
+            grpc: format!("http://{}", banner_field(&line, "otlp_grpc")?),
+            api: banner_field(&line, "api")?,
             child,
         })
     }

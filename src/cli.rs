@@ -366,6 +366,9 @@ pub enum BenchWhat {
     /// One rule evaluation interval (SLI, SQL and SLO rules) over a store of synthetic spans,
     /// against a full scan of the same spans.
     Rules(RulesBenchArgs),
+    /// The investigation API (trace view, trace search, RED, service map) over a store of
+    /// synthetic spans and one large trace, against a full scan of the same spans.
+    Queries(QueryBenchArgs),
     /// Scoring one anomaly-detection window of many series (baselines and forests), and
     /// the training that follows it.
     Anomalies(AnomalyBenchArgs),
@@ -385,9 +388,9 @@ pub struct AnomalyBenchArgs {
     pub windows: usize,
 }
 
-/// `vigil bench rules`.
+/// The store of synthetic spans a query benchmark fills.
 #[derive(Debug, Args)]
-pub struct RulesBenchArgs {
+pub struct SyntheticSpans {
     /// Spans in the store.
     #[arg(long, default_value_t = 10_000_000)]
     pub spans: u64,
@@ -397,12 +400,34 @@ pub struct RulesBenchArgs {
     /// Attributes per span.
     #[arg(long, default_value_t = 8)]
     pub attributes: usize,
+}
+
+/// `vigil bench rules`.
+#[derive(Debug, Args)]
+pub struct RulesBenchArgs {
+    /// What the store holds.
+    #[command(flatten)]
+    pub store: SyntheticSpans,
     /// Rules (in groups of 20; one in ten is an SQL rule), plus one SLO per sample service.
     #[arg(long, default_value_t = 200)]
     pub rules: usize,
     /// Steady-state intervals measured after the first.
     #[arg(long, default_value_t = 5)]
     pub rounds: usize,
+}
+
+/// `vigil bench queries`.
+#[derive(Debug, Args)]
+pub struct QueryBenchArgs {
+    /// What the store holds besides the large trace.
+    #[command(flatten)]
+    pub store: SyntheticSpans,
+    /// Spans of the large trace the trace view is timed on.
+    #[arg(long, default_value_t = 20_000)]
+    pub trace_spans: usize,
+    /// Times each query is repeated after its first run (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
 }
 
 /// `vigil bench orders`.

@@ -177,28 +177,80 @@ pub fn request_at(
         parent = span_id;
     }
     ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    s("service.name", service),
-                    s("service.version", "1.4.2"),
-                    s("host.name", format!("node-{}", seed % 4)),
-                    s("deployment.environment", "bench"),
-                ],
+        resource_spans: vec![resource_spans(service, seed % 4, out)],
+    }
+}
+
+/// `spans` of `service`, as reported from host `node-<host>`.
+fn resource_spans(service: &str, host: u64, spans: Vec<Span>) -> ResourceSpans {
+    ResourceSpans {
+        resource: Some(Resource {
+            attributes: vec![
+                s("service.name", service),
+                s("service.version", "1.4.2"),
+                s("host.name", format!("node-{host}")),
+                s("deployment.environment", "bench"),
+            ],
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            scope: Some(InstrumentationScope {
+                name: "bench".into(),
+                version: "1".into(),
                 ..Default::default()
             }),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "bench".into(),
-                    version: "1".into(),
-                    ..Default::default()
-                }),
-                spans: out,
-                ..Default::default()
-            }],
+            spans,
             ..Default::default()
         }],
+        ..Default::default()
     }
+}
+
+/// Children per span of [`large_trace`].
+const FAN_OUT: usize = 8;
+
+/// One trace of `spans` spans starting at `from` (ns since the epoch) and lasting 10 s: a
+/// root and a tree of calls, [`FAN_OUT`] children per span, each within its parent's time,
+/// across the sample services. Returns its trace id (hex) and the request carrying it.
+pub fn large_trace(spans: usize, from: u64, attrs: usize) -> (String, ExportTraceServiceRequest) {
+    let mut rng = Rng(from);
+    let trace_id = [rng.next().to_be_bytes(), rng.next().to_be_bytes()].concat();
+    // (start, duration, span id) of every span so far, by index; span i's parent is
+    // (i - 1) / FAN_OUT and it is that parent's ((i - 1) % FAN_OUT)-th child.
+    let mut placed: Vec<(u64, u64, Vec<u8>)> = Vec::with_capacity(spans);
+    let mut by_service: Vec<Vec<Span>> = SERVICES.iter().map(|_| Vec::new()).collect();
+    for i in 0..spans {
+        let (start, duration, parent) = match i.checked_sub(1) {
+            None => (from, 10_000_000_000, Vec::new()),
+            Some(k) => {
+                let (p_start, p_duration, p_id) = &placed[k / FAN_OUT];
+                let slot = (k % FAN_OUT) as u64 + 1;
+                let step = p_duration / (FAN_OUT as u64 + 2);
+                (p_start + slot * step, step, p_id.clone())
+            }
+        };
+        let span_id = rng.next().to_be_bytes().to_vec();
+        by_service[i % SERVICES.len()].push(Span {
+            trace_id: trace_id.clone(),
+            span_id: span_id.clone(),
+            parent_span_id: parent,
+            name: rng.pick(&SPAN_NAMES).into(),
+            kind: if i == 0 { 2 } else { 3 },
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + duration,
+            attributes: attributes(&mut rng, attrs),
+            ..Default::default()
+        });
+        placed.push((start, duration, span_id));
+    }
+    let hex: String = trace_id.iter().map(|b| format!("{b:02x}")).collect();
+    let resource_spans = SERVICES
+        .iter()
+        .zip(by_service)
+        .enumerate()
+        .map(|(host, (service, spans))| resource_spans(service, host as u64, spans))
+        .collect();
+    (hex, ExportTraceServiceRequest { resource_spans })
 }
 
 /// Spans in a request.

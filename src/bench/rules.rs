@@ -6,17 +6,15 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use vigil_collector::convert::{CorrelationIndex, convert_traces};
 use vigil_detectors::eval::group::GroupState;
 use vigil_detectors::rules;
 use vigil_sample_services::saga::SERVICES;
-use vigil_store::{Signal, Store, StoreConfig};
+use vigil_store::{Store, StoreConfig};
 
-use super::payload::request_at;
+use super::fill::fill;
 use super::tempfile_dir;
 use crate::cli::RulesBenchArgs;
 
-const SPANS_PER_REQUEST: u64 = 10_000;
 const MEASURES: [(&str, &str); 6] = [
     ("latency_p95", "40ms"),
     ("latency_p99", "49ms"),
@@ -62,44 +60,6 @@ fn rule_file(rules: usize) -> String {
     out
 }
 
-/// Writes `spans` spans spread evenly over the `hours` before now, in time order.
-async fn fill(store: &Store, spans: u64, hours: u64, attributes: usize) -> anyhow::Result<()> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos() as u64;
-    let range = hours * 3_600_000_000_000;
-    let requests = spans.div_ceil(SPANS_PER_REQUEST);
-    let slice = range / requests.max(1);
-    let mut index = CorrelationIndex::new(1024);
-    let started = Instant::now();
-    for k in 0..requests {
-        let n = SPANS_PER_REQUEST.min(spans - k * SPANS_PER_REQUEST) as usize;
-        let req = request_at(k, n, attributes, now - range + k * slice, slice);
-        let converted = convert_traces(&req, &mut index)?;
-        if let Some(batch) = converted.batch {
-            while let Err(e) = store.append(Signal::Spans, batch.clone()).await {
-                if !e.is_retryable() {
-                    return Err(e.into());
-                }
-                store.flush().await?;
-            }
-        }
-        if (k + 1) % 100 == 0 {
-            eprint!(
-                "\rwrote {} spans ({:.0}/s)",
-                (k + 1) * SPANS_PER_REQUEST,
-                ((k + 1) * SPANS_PER_REQUEST) as f64 / started.elapsed().as_secs_f64()
-            );
-        }
-    }
-    store.flush().await?;
-    eprintln!(
-        "\rwrote {spans} spans in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
 /// One interval: every group evaluated once, as the engine does.
 async fn interval(store: &Store, groups: &mut [GroupState]) -> anyhow::Result<(Duration, usize)> {
     let started = Instant::now();
@@ -126,7 +86,7 @@ pub async fn run(args: RulesBenchArgs) -> anyhow::Result<()> {
 }
 
 async fn measure(store: &Store, args: &RulesBenchArgs) -> anyhow::Result<()> {
-    fill(store, args.spans, args.hours, args.attributes).await?;
+    fill(store, &args.store).await?;
     let text = rule_file(args.rules);
     let parsed = rules::parse("bench.yaml", &text).context("generated rules")?;
     let mut groups: Vec<GroupState> = parsed
@@ -162,7 +122,7 @@ async fn measure(store: &Store, args: &RulesBenchArgs) -> anyhow::Result<()> {
     let files = store.catalog().files().len();
     println!(
         "store: {rows} spans over {} h in {files} Parquet files ({} attributes per span)",
-        args.hours, args.attributes
+        args.store.hours, args.store.attributes
     );
     println!(
         "baseline: one full scan (count + p95 of every span): {:.3} s",
