@@ -7,6 +7,7 @@ use opentelemetry_proto::tonic::common::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span::Event};
 
+use vigil_collector::convert::values::push_hex;
 use vigil_sample_services::saga::SERVICES;
 
 const ROUTES: [&str; 6] = [
@@ -243,7 +244,8 @@ pub fn large_trace(spans: usize, from: u64, attrs: usize) -> (String, ExportTrac
         });
         placed.push((start, duration, span_id));
     }
-    let hex: String = trace_id.iter().map(|b| format!("{b:02x}")).collect();
+    let mut hex = String::with_capacity(32);
+    push_hex(&mut hex, &trace_id);
     let resource_spans = SERVICES
         .iter()
         .zip(by_service)
