@@ -198,14 +198,14 @@ impl Catalog {
     pub(crate) fn remove_files(
         &self,
         mut doomed: impl FnMut(Signal, &SegmentFile) -> bool,
-    ) -> Vec<Arc<SegmentFile>> {
+    ) -> Vec<(Signal, Arc<SegmentFile>)> {
         let mut state = self.write();
         let mut removed = Vec::new();
         for signal in Signal::ALL {
             state.files[signal.index()].retain(|f| {
                 let drop = doomed(signal, f);
                 if drop {
-                    removed.push(f.clone());
+                    removed.push((signal, f.clone()));
                 }
                 !drop
             });

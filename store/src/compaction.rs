@@ -63,7 +63,7 @@ pub fn compact(
             )?;
             catalog.replace_files(signal, run, merged);
             for f in run {
-                parquet_files::delete(f);
+                parquet_files::delete(signal, f);
             }
             report.inputs += run.len();
             report.outputs += 1;

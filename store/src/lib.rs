@@ -13,6 +13,7 @@ pub mod error;
 mod metrics;
 pub mod parquet_files;
 mod parquet_layout;
+pub mod rollup;
 pub mod rows;
 pub mod schema;
 mod signal;

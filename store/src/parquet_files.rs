@@ -97,8 +97,6 @@ pub fn write_hour(
     let batch = sort_by_service_then_time(&table_schema, batches)?;
     let (min_time, max_time) = crate::catalog::time_bounds(&batch).unwrap_or((0, 0));
     let dir = hour_dir(root, signal, hour);
-    fs::create_dir_all(&dir)
-        .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
     let stem = if replaces.is_empty() {
         format!("{wal_segment:020}")
     } else {
@@ -108,8 +106,9 @@ pub fn write_hour(
         format!("{wal_segment:020}-merged-{nanos}")
     };
     let path = dir.join(format!("{stem}.parquet"));
-    let tmp = dir.join(format!("{stem}.parquet.tmp"));
-
+    if signal == Signal::Spans {
+        crate::rollup::sidecar::write(&path, std::slice::from_ref(&batch))?;
+    }
     let props =
         crate::parquet_layout::apply(WriterProperties::builder(), &table_schema, row_group_rows)?
             .set_key_value_metadata(Some(vec![
@@ -119,17 +118,7 @@ pub fn write_hour(
                 KeyValue::new(META_REPLACES.to_string(), replaces.join(",")),
             ]))
             .build();
-    let file =
-        File::create(&tmp).map_err(|e| StoreError::io(format!("creating {}", tmp.display()), e))?;
-    let mut writer = ArrowWriter::try_new(file, table_schema, Some(props))?;
-    writer.write(&batch)?;
-    let file = writer.into_inner()?;
-    file.sync_all()
-        .map_err(|e| StoreError::io(format!("fsync of {}", tmp.display()), e))?;
-    fs::rename(&tmp, &path)
-        .map_err(|e| StoreError::io(format!("renaming {}", tmp.display()), e))?;
-    sync_dir(&dir)?;
-    let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let bytes = write_parquet(&path, table_schema, props, &batch)?;
     Ok(SegmentFile {
         path,
         min_time,
@@ -139,6 +128,32 @@ pub fn write_hour(
         hour,
         wal_segment,
     })
+}
+
+/// Writes `batch` as a Parquet file at `path` (creating its directory): through a `.tmp`
+/// file, synced and renamed, so the file is either whole or absent. Returns its size.
+pub(crate) fn write_parquet(
+    path: &Path,
+    schema: SchemaRef,
+    props: WriterProperties,
+    batch: &RecordBatch,
+) -> Result<u64> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)
+        .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let file =
+        File::create(&tmp).map_err(|e| StoreError::io(format!("creating {}", tmp.display()), e))?;
+    let mut writer = ArrowWriter::try_new(file, schema, Some(props))?;
+    writer.write(batch)?;
+    let file = writer.into_inner()?;
+    file.sync_all()
+        .map_err(|e| StoreError::io(format!("fsync of {}", tmp.display()), e))?;
+    fs::rename(&tmp, path).map_err(|e| StoreError::io(format!("renaming {}", tmp.display()), e))?;
+    sync_dir(dir)?;
+    Ok(fs::metadata(path).map(|m| m.len()).unwrap_or(0))
 }
 
 /// Reads the footer of an existing segment file: the file and the names of files it replaces.
@@ -271,8 +286,12 @@ pub fn uncovered(
         .collect())
 }
 
-/// Removes a file (and its hour directory when that becomes empty).
-pub fn delete(file: &Arc<SegmentFile>) {
+/// Removes a file of `signal` (and its hour directory when that becomes empty), and a spans
+/// file's rollup with it.
+pub fn delete(signal: Signal, file: &Arc<SegmentFile>) {
+    if signal == Signal::Spans {
+        crate::rollup::sidecar::delete(&file.path);
+    }
     if let Err(e) = fs::remove_file(&file.path) {
         tracing::warn!(path = %file.path.display(), error = %e, "could not delete segment file");
     }

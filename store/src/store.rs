@@ -13,7 +13,7 @@ use datafusion::execution::context::{SQLOptions, SessionContext};
 use datafusion::prelude::SessionConfig;
 use tokio::sync::{Notify, oneshot};
 
-use crate::catalog::{Catalog, TailEntry};
+use crate::catalog::{Catalog, SegmentFile, TailEntry};
 use crate::compaction::{self, CompactionReport};
 use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
@@ -21,7 +21,7 @@ use crate::parquet_files::{self, split_by_hour};
 use crate::table::SignalTable;
 use crate::wal::{self, encode_record, list_segments, read_segment, segment_path};
 use crate::writer::{Command, WalStats, Writer};
-use crate::{Signal, schema};
+use crate::{Signal, rollup, schema};
 
 /// Counters about flushes and retention, for `/metrics`.
 #[derive(Debug, Default)]
@@ -106,6 +106,12 @@ impl Store {
         }
         let catalog = Arc::new(Catalog::default());
         let files = parquet_files::scan(&parquet_dir)?;
+        let spans: Vec<&SegmentFile> = files
+            .iter()
+            .filter(|(s, _)| *s == Signal::Spans)
+            .map(|(_, f)| f)
+            .collect();
+        rollup::sidecar::repair(&parquet_dir, &spans)?;
         let coverage = parquet_files::coverage(files.iter().map(|(s, f)| (*s, f)));
         catalog.add_files(files);
 
@@ -372,8 +378,8 @@ impl Store {
                     .remove_files(|_, f| doomed.contains(&f.path)),
             );
         }
-        for f in &removed {
-            parquet_files::delete(f);
+        for (signal, f) in &removed {
+            parquet_files::delete(*signal, f);
         }
         self.inner
             .flush_stats
@@ -436,7 +442,8 @@ impl Store {
         }
     }
 
-    /// A SQL session with `spans`, `logs` and `metrics` registered.
+    /// A SQL session with a table per signal (`spans`, `logs`, `metrics`, `alerts`,
+    /// `anomalies`) and the `span_rollup` of the spans registered.
     pub fn session(&self) -> Result<SessionContext> {
         let mut config = SessionConfig::new().with_information_schema(true);
         let options = config.options_mut();
@@ -450,6 +457,10 @@ impl Store {
                 Arc::new(SignalTable::new(signal, self.inner.catalog.clone())),
             )?;
         }
+        ctx.register_table(
+            rollup::TABLE,
+            Arc::new(rollup::RollupTable::new(self.inner.catalog.clone())),
+        )?;
         Ok(ctx)
     }
 

@@ -5,9 +5,11 @@
 //! own memory and Parquet scans (which prune row groups by statistics and bloom filters).
 //! Filters are reported `Inexact`, so DataFusion still applies them exactly on top.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{Result as DfResult, ScalarValue};
@@ -72,23 +74,49 @@ impl TableProvider for SignalTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let range = time_range(filters);
         let snapshot = self.catalog.snapshot(self.signal, &range);
+        let paths: Vec<&Path> = snapshot.files.iter().map(|f| f.path.as_path()).collect();
+        let scan = Scan {
+            schema: self.schema.clone(),
+            batches: snapshot.batches,
+            files: &paths,
+        };
+        scan.plan(state, projection, filters, limit).await
+    }
+}
+
+/// What one table scan reads: batches in memory and Parquet files, all of `schema`.
+pub(crate) struct Scan<'a> {
+    /// The table's schema.
+    pub schema: SchemaRef,
+    /// In-memory batches.
+    pub batches: Vec<RecordBatch>,
+    /// Parquet files.
+    pub files: &'a [&'a Path],
+}
+
+impl Scan<'_> {
+    /// The plan reading all of it, with projection, filters and limit handed on to
+    /// DataFusion's memory and Parquet scans.
+    pub async fn plan(
+        self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-        if !snapshot.batches.is_empty() {
+        if !self.batches.is_empty() {
             let parts = state.config().target_partitions().max(1);
-            let per = snapshot.batches.len().div_ceil(parts);
-            let partitions = snapshot
-                .batches
-                .chunks(per.max(1))
-                .map(<[_]>::to_vec)
-                .collect();
+            let per = self.batches.len().div_ceil(parts);
+            let partitions = self.batches.chunks(per.max(1)).map(<[_]>::to_vec).collect();
             let mem = MemTable::try_new(self.schema.clone(), partitions)?;
             plans.push(mem.scan(state, projection, filters, limit).await?);
         }
-        if !snapshot.files.is_empty() {
-            let urls = snapshot
+        if !self.files.is_empty() {
+            let urls = self
                 .files
                 .iter()
-                .map(|f| ListingTableUrl::parse(f.path.to_string_lossy()))
+                .map(|f| ListingTableUrl::parse(f.to_string_lossy()))
                 .collect::<DfResult<Vec<_>>>()?;
             let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
                 .with_file_extension(".parquet");

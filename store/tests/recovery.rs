@@ -71,6 +71,33 @@ async fn count(store: &Store, sql: &str) -> i64 {
         .value(0)
 }
 
+/// Spans counted by `span_rollup`, which must always equal `count(*)` of `spans`.
+async fn rolled_up(store: &Store) -> i64 {
+    count(
+        store,
+        "SELECT CAST(coalesce(sum(spans), 0) AS BIGINT) FROM span_rollup",
+    )
+    .await
+}
+
+/// Rollup files on disk.
+fn rollup_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut stack = vec![dir.join("parquet").join("span_rollup")];
+    let mut found = Vec::new();
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                found.push(p)
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -119,6 +146,8 @@ async fn rows_survive_a_crash_once_whether_flushed_or_not() {
     let store = Store::open(config(dir.path())).unwrap();
     assert_eq!(store.replay_report().rows, 2);
     assert_eq!(count(&store, "SELECT count(*) FROM spans").await, 5);
+    assert_eq!(rolled_up(&store).await, 5, "files' rollups plus the tail's");
+    assert_eq!(rollup_files(dir.path()).len(), 2, "one per spans file");
     assert_eq!(
         count(
             &store,
@@ -144,6 +173,7 @@ async fn rows_survive_a_crash_once_whether_flushed_or_not() {
     store.close();
     let store = Store::open(config(dir.path())).unwrap();
     assert_eq!(count(&store, "SELECT count(*) FROM spans").await, 6);
+    assert_eq!(rolled_up(&store).await, 6);
     store.close();
 }
 
@@ -198,8 +228,15 @@ async fn retention_drops_files_past_the_age_limit() {
         .await
         .unwrap();
     store.flush().await.unwrap();
+    assert_eq!(rollup_files(dir.path()).len(), 2);
     assert_eq!(store.enforce_retention(), 1);
     assert_eq!(count(&store, "SELECT count(*) FROM spans").await, 1);
+    assert_eq!(
+        rollup_files(dir.path()).len(),
+        1,
+        "the rollup goes with its file"
+    );
+    assert_eq!(rolled_up(&store).await, 1);
     assert_eq!(
         count(
             &store,
@@ -251,6 +288,8 @@ async fn compaction_merges_a_finished_hour_and_a_crash_never_double_counts() {
     assert_eq!((report.inputs, report.outputs), (4, 1));
     assert_eq!(store.catalog().files().len(), 3);
     assert_eq!(count(&store, "SELECT count(*) FROM spans").await, 10);
+    assert_eq!(rollup_files(dir.path()).len(), 3);
+    assert_eq!(rolled_up(&store).await, 10);
     let merged = store
         .catalog()
         .files()
@@ -273,6 +312,41 @@ async fn compaction_merges_a_finished_hour_and_a_crash_never_double_counts() {
         "a replaced file left behind is deleted at start-up"
     );
     assert_eq!(count(&store, "SELECT count(*) FROM spans").await, 10);
+    assert_eq!(rolled_up(&store).await, 10);
+    store.close();
+}
+
+#[tokio::test]
+async fn start_up_rebuilds_a_missing_rollup_and_drops_one_without_its_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = 1_700_000_000 * 1_000_000_000;
+    let store = Store::open(config(dir.path())).unwrap();
+    for service in ["a", "b"] {
+        store
+            .append(Signal::Spans, batch(Signal::Spans, service, &[t0, t0 + 1]))
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+    }
+    store.close();
+    let rollups = rollup_files(dir.path());
+    assert_eq!(rollups.len(), 2);
+    // A crash between writing a rollup and its spans file leaves an orphan; one written by
+    // an older version is missing.
+    let orphan = rollups[0].with_file_name("00000000000000009999.parquet");
+    std::fs::copy(&rollups[0], &orphan).unwrap();
+    std::fs::remove_file(&rollups[1]).unwrap();
+    let store = Store::open(config(dir.path())).unwrap();
+    assert_eq!(rollup_files(dir.path()), rollups);
+    assert_eq!(rolled_up(&store).await, 4);
+    assert_eq!(
+        count(
+            &store,
+            "SELECT CAST(sum(spans) AS BIGINT) FROM span_rollup WHERE service_name = 'b'"
+        )
+        .await,
+        2
+    );
     store.close();
 }
 
