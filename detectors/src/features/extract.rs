@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use arrow::array::Array;
 use datafusion::prelude::SessionContext;
 
-use super::{Feature, Observation, PeerMember, SeriesKey, WatchedMetric};
+use super::{Feature, Observation, PeerMember, SeriesKey, WatchedMetric, rollup};
 use crate::eval::group::CONSUMER_LAG_METRIC;
 use crate::eval::{EvalError, Window, floats, metrics, strings, text};
 use crate::rules::model::{Aggregation, MetricSelector, SpanSelector};
@@ -57,7 +57,7 @@ fn span_query(window: Window, grouping: Grouping) -> String {
          approx_percentile_cont(duration_ns, 0.5) AS p50, \
          approx_percentile_cont(duration_ns, 0.95) AS p95, \
          approx_percentile_cont(duration_ns, 0.99) AS p99, \
-         first_value(trace_id ORDER BY duration_ns DESC) AS slowest, \
+         first_value(trace_id ORDER BY duration_ns DESC, trace_id) AS slowest, \
          max(CASE WHEN status_code = 'ERROR' THEN trace_id END) AS error_trace \
          FROM spans WHERE {}{filter} GROUP BY {group}",
         window.sql()
@@ -135,7 +135,9 @@ pub async fn extract_partitions(
 }
 
 /// Every series with telemetry in `window`, ordered by service then operation (the service
-/// series first), and every series of the `watched` metrics.
+/// series first), and every series of the `watched` metrics. Span features of a window
+/// holding whole minutes come from the store's per-minute rollup (see [`rollup`]); those of a
+/// shorter one from its spans.
 pub async fn extract(
     ctx: &SessionContext,
     window: Window,
@@ -143,8 +145,13 @@ pub async fn extract(
 ) -> Result<Vec<Observation>, EvalError> {
     let seconds = window.seconds().max(f64::MIN_POSITIVE);
     let mut out: BTreeMap<SeriesKey, Observation> = BTreeMap::new();
-    for grouping in [Grouping::Operation, Grouping::Service] {
-        span_features(ctx, &span_query(window, grouping), seconds, &mut out).await?;
+    match rollup::whole_minutes(window) {
+        Some(inner) => rollup::span_features(ctx, window, inner, &mut out).await?,
+        None => {
+            for grouping in [Grouping::Operation, Grouping::Service] {
+                span_features(ctx, &span_query(window, grouping), seconds, &mut out).await?;
+            }
+        }
     }
     let service = |name: &str| SeriesKey {
         service: name.to_string(),

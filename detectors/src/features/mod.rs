@@ -1,9 +1,11 @@
 //! Windowed features: per service (entry spans, error logs, consumer lag), per (service,
 //! operation) and per partition of each consumer operation (the members of a peer group),
-//! one value per feature for each fixed window read from the store (`extract.rs`). Each
+//! one value per feature for each fixed window read from the store (`extract.rs`; windows
+//! holding whole minutes read those from the store's per-minute rollup, `rollup.rs`). Each
 //! window is read once, bounded by time, so history is never rescanned.
 
 pub mod extract;
+pub mod rollup;
 
 pub use extract::{PARTITION_ATTRIBUTE, extract, extract_partitions};
 

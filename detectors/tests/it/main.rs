@@ -6,5 +6,6 @@
 mod measures;
 mod nab;
 mod rca;
+mod rollup;
 mod spans;
 mod topology;

@@ -12,7 +12,8 @@ pub struct Figures {
     pub errors: u64,
     /// Duration of the slowest, ns.
     pub slowest_ns: i64,
-    /// Trace of the slowest (the first seen among equals).
+    /// Trace of the slowest (the smallest trace id among equals, so merging in any order
+    /// gives the same).
     pub slowest_trace_id: String,
     /// The greatest trace id among the erroring spans; empty when none erred.
     pub error_trace_id: String,
@@ -25,7 +26,7 @@ impl Figures {
     pub fn add_span(&mut self, duration_ns: i64, error: bool, trace_id: &str) {
         self.spans += 1;
         self.sketch.insert(duration_ns);
-        if self.spans == 1 || duration_ns > self.slowest_ns {
+        if self.spans == 1 || self.is_slower(duration_ns, trace_id) {
             self.slowest_ns = duration_ns;
             self.slowest_trace_id.clear();
             self.slowest_trace_id.push_str(trace_id);
@@ -34,6 +35,12 @@ impl Figures {
             self.errors += 1;
             self.note_error_trace(trace_id);
         }
+    }
+
+    /// Whether a span of `duration_ns` in `trace_id` replaces the slowest.
+    fn is_slower(&self, duration_ns: i64, trace_id: &str) -> bool {
+        duration_ns > self.slowest_ns
+            || (duration_ns == self.slowest_ns && trace_id < self.slowest_trace_id.as_str())
     }
 
     fn note_error_trace(&mut self, trace_id: &str) {
@@ -48,7 +55,7 @@ impl Figures {
         if other.spans == 0 {
             return;
         }
-        if self.spans == 0 || other.slowest_ns > self.slowest_ns {
+        if self.spans == 0 || self.is_slower(other.slowest_ns, &other.slowest_trace_id) {
             self.slowest_ns = other.slowest_ns;
             self.slowest_trace_id.clone_from(&other.slowest_trace_id);
         }
