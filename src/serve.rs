@@ -144,6 +144,7 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
             let notifier = notifier.clone();
             Arc::new(move || notifier.posted())
         },
+        traces: Default::default(),
     })
     .merge(vigil_alerting::api::router(notifier));
 

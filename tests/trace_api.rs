@@ -441,4 +441,32 @@ fn traces_read_back_as_trees_with_critical_paths_through_search_and_the_jaeger_a
     );
     let quiet = get(&vigil, "/api/v1/logs?q=fraud&severity=error");
     assert!(quiet["logs"].as_array().unwrap().is_empty());
+
+    // A walk through the pages sees one snapshot: a span arriving after the first page
+    // shows from the next first page on, never in the middle of a walk.
+    let first = get(&vigil, &format!("/api/v1/traces/{TRACE_ID}?limit=3"));
+    assert_eq!(first["span_count"], 7);
+    let late = Span {
+        trace_id: hex(TRACE_ID),
+        span_id: hex("00000000000000e1"),
+        parent_span_id: hex("00000000000000a1"),
+        name: "audit".into(),
+        kind: kind("INTERNAL"),
+        start_time_unix_nano: t0 + 90 * MS,
+        end_time_unix_nano: t0 + 95 * MS,
+        ..Default::default()
+    };
+    post(
+        &vigil,
+        "/v1/traces",
+        request("audit", vec![late]).encode_to_vec(),
+    );
+    let later = get(
+        &vigil,
+        &format!("/api/v1/traces/{TRACE_ID}?limit=3&offset=3"),
+    );
+    assert_eq!(later["span_count"], 7, "the walk's snapshot");
+    assert_eq!(later["spans"][0]["span_id"], "00000000000000d1");
+    let again = get(&vigil, &format!("/api/v1/traces/{TRACE_ID}?limit=3"));
+    assert_eq!(again["span_count"], 8, "a new walk reads the trace again");
 }

@@ -8,6 +8,7 @@ use vigil_detectors::eval::Engine;
 use vigil_store::Store;
 
 use crate::config::ApiConfig;
+use crate::trace::cache::TraceCache;
 
 /// Renders extra Prometheus text (from components this crate does not know) into `/metrics`.
 pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
@@ -33,6 +34,8 @@ pub struct ApiState {
     pub anomalies: Detector,
     /// Alerts posted by other rule engines.
     pub posted_alerts: AlertSource,
+    /// Large traces analysed recently, for their later pages.
+    pub traces: TraceCache,
 }
 
 impl ApiState {

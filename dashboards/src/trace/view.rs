@@ -1,6 +1,7 @@
 //! `GET /api/v1/traces/{trace_id}`: the span tree (depth, self time, critical path), span
 //! events and the trace's logs interleaved by time, and the traces it links to and that link
-//! to it. Spans come a page at a time (`limit`, `offset`), so huge traces stay fast.
+//! to it. Spans come a page at a time (`limit`, `offset`), so huge traces stay fast; the
+//! pages after the first come from the snapshot the first took (see [`super::cache`]).
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -10,6 +11,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use vigil_detectors::eval::{Window, quote};
 
+use std::sync::Arc;
+
+use super::cache::Analysed;
 use super::span::{Span, read, rfc3339, trace_id};
 use super::tree::{Node, Shape, analyse};
 use crate::error::ApiError;
@@ -52,11 +56,70 @@ pub async fn handle(
             format!("trace id must be 32 hex digits, got {raw_id:?}"),
         )
     })?;
+    let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    let offset = page.offset.unwrap_or(0);
+    // A page after the first comes from the snapshot the first page took, if still held.
+    let cached = (offset > 0).then(|| state.traces.get(&id)).flatten();
+    let trace = match cached {
+        Some(trace) => trace,
+        None => {
+            let trace = Arc::new(load(&state, &id).await?);
+            if trace.spans.len() > limit {
+                state.traces.put(&id, trace.clone());
+            }
+            trace
+        }
+    };
+    let Analysed {
+        spans,
+        truncated,
+        shape,
+        logs,
+        linked_from,
+    } = trace.as_ref();
+    let start = spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
+    let end = spans.iter().map(|s| s.end_ns).max().unwrap_or(start);
+    let shown: Vec<(usize, usize)> = shape
+        .order
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .copied()
+        .collect();
+    let next_offset = (offset + shown.len() < spans.len()).then_some(offset + shown.len());
+    let mut services: Vec<&str> = spans.iter().map(|s| s.service_name.as_str()).collect();
+    services.sort_unstable();
+    services.dedup();
+
+    Ok(Json(json!({
+        "trace_id": id,
+        "start": rfc3339(start),
+        "duration_ns": end - start,
+        "span_count": spans.len(),
+        "error_count": spans.iter().filter(|s| s.status_code == "ERROR").count(),
+        "services": services,
+        "truncated": truncated,
+        "critical_path": shape.critical_path.iter().map(|(i, ns)| {
+            let s = &spans[*i];
+            json!({"span_id": s.span_id, "service": s.service_name, "operation": s.span_name,
+                   "critical_ns": ns})
+        }).collect::<Vec<_>>(),
+        "offset": offset,
+        "next_offset": next_offset,
+        "spans": shown.iter().map(|(i, depth)| span_json(&spans[*i], *depth, &shape, *i, start)).collect::<Vec<_>>(),
+        "timeline": timeline(spans, &shown, logs),
+        "logs": logs,
+        "linked_from": linked_from,
+    })))
+}
+
+/// Reads trace `id` (its spans, logs and the spans linking to it) and analyses its tree.
+async fn load(state: &ApiState, id: &str) -> Result<Analysed, ApiError> {
     let ctx = state.store.session()?;
     let timeout = state.config.query_timeout.0;
     let (spans, truncated) = read(
         &ctx,
-        &format!("trace_id = {}", quote(&id)),
+        &format!("trace_id = {}", quote(id)),
         MAX_SPANS,
         timeout,
     )
@@ -66,7 +129,7 @@ pub async fn handle(
         &format!(
             "SELECT CAST(time AS BIGINT) AS time_ns, service_name, span_id, severity_text, \
              severity_number, body, attributes FROM logs WHERE trace_id = {} ORDER BY time",
-            quote(&id)
+            quote(id)
         ),
         MAX_LOGS,
         timeout,
@@ -96,48 +159,20 @@ pub async fn handle(
         })
         .collect();
     let shape = analyse(&nodes);
-    let start = spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
-    let end = spans.iter().map(|s| s.end_ns).max().unwrap_or(start);
-    let linked_from = if spans.is_empty() {
-        Vec::new()
-    } else {
-        linked_from(&ctx, timeout, &id, start, end).await?
+    let linked_from = match (
+        spans.iter().map(|s| s.start_ns).min(),
+        spans.iter().map(|s| s.end_ns).max(),
+    ) {
+        (Some(start), Some(end)) => linked_from(&ctx, timeout, id, start, end).await?,
+        _ => Vec::new(),
     };
-
-    let limit = page.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-    let offset = page.offset.unwrap_or(0);
-    let shown: Vec<(usize, usize)> = shape
-        .order
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .copied()
-        .collect();
-    let next_offset = (offset + shown.len() < spans.len()).then_some(offset + shown.len());
-    let mut services: Vec<&str> = spans.iter().map(|s| s.service_name.as_str()).collect();
-    services.sort_unstable();
-    services.dedup();
-
-    Ok(Json(json!({
-        "trace_id": id,
-        "start": rfc3339(start),
-        "duration_ns": end - start,
-        "span_count": spans.len(),
-        "error_count": spans.iter().filter(|s| s.status_code == "ERROR").count(),
-        "services": services,
-        "truncated": truncated,
-        "critical_path": shape.critical_path.iter().map(|(i, ns)| {
-            let s = &spans[*i];
-            json!({"span_id": s.span_id, "service": s.service_name, "operation": s.span_name,
-                   "critical_ns": ns})
-        }).collect::<Vec<_>>(),
-        "offset": offset,
-        "next_offset": next_offset,
-        "spans": shown.iter().map(|(i, depth)| span_json(&spans[*i], *depth, &shape, *i, start)).collect::<Vec<_>>(),
-        "timeline": timeline(&spans, &shown, &logs),
-        "logs": logs,
-        "linked_from": linked_from,
-    })))
+    Ok(Analysed {
+        spans,
+        truncated,
+        shape,
+        logs,
+        linked_from,
+    })
 }
 
 /// One span as the view shows it.

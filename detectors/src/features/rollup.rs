@@ -78,7 +78,7 @@ pub async fn span_features(
     out: &mut BTreeMap<SeriesKey, Observation>,
 ) -> Result<(), EvalError> {
     let mut acc = ByKind::new();
-    let columns = "service_name, span_name, span_kind, spans, errors, slowest_ns, \
+    let columns = "service_name, span_name, span_kind, spans, errors, fastest_ns, slowest_ns, \
                    slowest_trace_id, error_trace_id, sketch_offset, sketch_counts";
     let sql = format!("SELECT {columns} FROM span_rollup WHERE {}", inner.sql());
     fold(ctx, &sql, &mut acc, from_rollup).await?;

@@ -1,5 +1,5 @@
-//! What a rollup row holds about a group of spans (count, errors, the slowest and an erroring
-//! trace, the duration sketch), how spans are added to it and how two are merged.
+//! What a rollup row holds about a group of spans (count, errors, the fastest and the slowest,
+//! an erroring trace, the duration sketch), how spans are added to it and how two are merged.
 
 use super::sketch::DurationSketch;
 
@@ -10,6 +10,8 @@ pub struct Figures {
     pub spans: u64,
     /// How many had status ERROR.
     pub errors: u64,
+    /// Duration of the fastest, ns.
+    pub fastest_ns: i64,
     /// Duration of the slowest, ns.
     pub slowest_ns: i64,
     /// Trace of the slowest (the smallest trace id among equals, so merging in any order
@@ -26,6 +28,9 @@ impl Figures {
     pub fn add_span(&mut self, duration_ns: i64, error: bool, trace_id: &str) {
         self.spans += 1;
         self.sketch.insert(duration_ns);
+        if self.spans == 1 || duration_ns < self.fastest_ns {
+            self.fastest_ns = duration_ns;
+        }
         if self.spans == 1 || self.is_slower(duration_ns, trace_id) {
             self.slowest_ns = duration_ns;
             self.slowest_trace_id.clear();
@@ -55,6 +60,9 @@ impl Figures {
         if other.spans == 0 {
             return;
         }
+        if self.spans == 0 || other.fastest_ns < self.fastest_ns {
+            self.fastest_ns = other.fastest_ns;
+        }
         if self.spans == 0 || self.is_slower(other.slowest_ns, &other.slowest_trace_id) {
             self.slowest_ns = other.slowest_ns;
             self.slowest_trace_id.clone_from(&other.slowest_trace_id);
@@ -65,9 +73,11 @@ impl Figures {
         self.sketch.merge(other.sketch.offset, &other.sketch.counts);
     }
 
-    /// The `q` quantile of the durations in nanoseconds, never above the slowest.
+    /// The `q` quantile of the durations in nanoseconds, between the fastest and the
+    /// slowest (so exact when they are equal).
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        Some(self.sketch.quantile(q)?.min(self.slowest_ns as f64))
+        let estimate = self.sketch.quantile(q)?;
+        Some(estimate.clamp(self.fastest_ns as f64, self.slowest_ns as f64))
     }
 }
 
@@ -107,5 +117,7 @@ mod tests {
         assert_eq!(merged.error_trace_id, all.error_trace_id);
         assert_eq!(merged.quantile(0.5), all.quantile(0.5));
         assert_eq!(merged.quantile(1.0), Some(9_000.0));
+        assert_eq!(merged.quantile(0.0), Some(1_000.0));
+        assert_eq!(merged.fastest_ns, 1_000);
     }
 }

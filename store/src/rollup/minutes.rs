@@ -28,6 +28,7 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("span_kind", DataType::Utf8, false),
         Field::new("spans", DataType::UInt64, false),
         Field::new("errors", DataType::UInt64, false),
+        Field::new("fastest_ns", DataType::Int64, false),
         Field::new("slowest_ns", DataType::Int64, false),
         Field::new("slowest_trace_id", DataType::Utf8, false),
         Field::new("error_trace_id", DataType::Utf8, false),
@@ -122,6 +123,9 @@ pub fn to_batch<S: AsRef<str>>(groups: &BTreeMap<Key<S>, Figures>) -> Result<Rec
             groups.values().map(|f| f.errors),
         )),
         Arc::new(Int64Array::from_iter_values(
+            groups.values().map(|f| f.fastest_ns),
+        )),
+        Arc::new(Int64Array::from_iter_values(
             groups.values().map(|f| f.slowest_ns),
         )),
         strings(&|_, f| f.slowest_trace_id.clone()),
@@ -145,6 +149,7 @@ pub fn rows(b: &RecordBatch) -> Result<Vec<(Key<&str>, Figures)>> {
         .map(|c| c.as_primitive::<TimestampNanosecondType>());
     let spans = column::<UInt64Array>(b, "spans")?;
     let errors = column::<UInt64Array>(b, "errors")?;
+    let fastest = column::<Int64Array>(b, "fastest_ns")?;
     let slowest = column::<Int64Array>(b, "slowest_ns")?;
     let offset = column::<Int32Array>(b, "sketch_offset")?;
     let counts = b
@@ -161,6 +166,7 @@ pub fn rows(b: &RecordBatch) -> Result<Vec<(Key<&str>, Figures)>> {
             let figures = Figures {
                 spans: spans.value(i),
                 errors: errors.value(i),
+                fastest_ns: fastest.value(i),
                 slowest_ns: slowest.value(i),
                 slowest_trace_id: slowest_trace.value(i).to_string(),
                 error_trace_id: error_trace.value(i).to_string(),
