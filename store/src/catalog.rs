@@ -4,7 +4,7 @@
 //! entries they replace in a single step: a query never sees a row twice or not at all.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use arrow::array::{Array, RecordBatch, TimestampNanosecondArray};
@@ -103,6 +103,7 @@ pub(crate) struct CatalogState {
 pub struct Catalog {
     state: RwLock<CatalogState>,
     tail_bytes: AtomicUsize,
+    skipped_by_attributes: AtomicU64,
 }
 
 /// What a query over one signal reads.
@@ -125,6 +126,16 @@ impl Catalog {
         self.state
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Files queries skipped because their attribute bloom filters ruled them out.
+    pub fn skipped_by_attributes(&self) -> u64 {
+        self.skipped_by_attributes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_skipped_by_attributes(&self, files: usize) {
+        self.skipped_by_attributes
+            .fetch_add(files as u64, Ordering::Relaxed);
     }
 
     /// Memory held by the tail, all signals.

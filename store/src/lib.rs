@@ -6,6 +6,7 @@
 //! `append` → WAL record (group commit, fsync per policy) → tail → acknowledgement; a
 //! background flush moves the tail to Parquet and drops the WAL segments it covered.
 
+pub mod attribute_pruning;
 pub mod catalog;
 pub mod compaction;
 pub mod config;

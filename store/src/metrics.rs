@@ -62,6 +62,13 @@ impl Store {
         );
         series(
             out,
+            "vigil_query_files_skipped_by_attributes_total",
+            "counter",
+            "Parquet files queries skipped because attribute bloom filters ruled out the value searched for.",
+            &[("", self.catalog().skipped_by_attributes() as f64)],
+        );
+        series(
+            out,
             "vigil_flush_failures_total",
             "counter",
             "Failed flushes.",

@@ -1,18 +1,19 @@
 //! DataFusion tables over the tail and the Parquet files, with time-range and projection pushdown.
 //!
 //! `scan` reads the `time` bounds out of the query's filters, keeps only the tail batches
-//! and files whose time bounds overlap, and hands projection and filters on to DataFusion's
+//! and files whose time bounds overlap (and, for attribute equalities, the files whose bloom
+//! filters may hold the value), and hands projection and filters on to DataFusion's
 //! own memory and Parquet scans (which prune row groups by statistics and bloom filters).
 //! Filters are reported `Inexact`, so DataFusion still applies them exactly on top.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -26,6 +27,7 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 
 use crate::Signal;
+use crate::attribute_pruning;
 use crate::catalog::{Catalog, TimeRange};
 use crate::schema::{TIME, schema};
 
@@ -74,7 +76,20 @@ impl TableProvider for SignalTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let range = time_range(filters);
         let snapshot = self.catalog.snapshot(self.signal, &range);
-        let paths: Vec<&Path> = snapshot.files.iter().map(|f| f.path.as_path()).collect();
+        let probes = attribute_pruning::probes(filters);
+        let mut kept: Vec<PathBuf> = snapshot.files.iter().map(|f| f.path.clone()).collect();
+        if !probes.is_empty() {
+            let all = kept.len();
+            kept = tokio::task::spawn_blocking(move || {
+                kept.into_iter()
+                    .filter(|p| attribute_pruning::may_hold(p, &probes))
+                    .collect()
+            })
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            self.catalog.count_skipped_by_attributes(all - kept.len());
+        }
+        let paths: Vec<&Path> = kept.iter().map(PathBuf::as_path).collect();
         let scan = Scan {
             schema: self.schema.clone(),
             batches: snapshot.batches,

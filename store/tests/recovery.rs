@@ -429,3 +429,56 @@ async fn retention_by_size_drops_the_oldest_files_first() {
     assert_eq!(count(&store, "SELECT count(*) FROM spans").await, 2);
     store.close();
 }
+
+#[tokio::test]
+async fn an_attribute_search_skips_files_whose_bloom_filters_rule_the_value_out() {
+    use std::collections::BTreeMap;
+    use vigil_store::rows::{SpanRow, spans_batch};
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = 1_700_000_000 * 1_000_000_000;
+    let store = Store::open(config(dir.path())).unwrap();
+    // One file per tier, each with a unique order id per span and one host.
+    for (i, tier) in ["free", "pro", "enterprise"].iter().enumerate() {
+        let rows: Vec<SpanRow> = (0..500)
+            .map(|j| SpanRow {
+                trace_id: format!("{i:016x}{j:016x}"),
+                service_name: "api".into(),
+                start_ns: t0 + (i * 1000 + j) as i64,
+                end_ns: t0 + (i * 1000 + j) as i64 + 5,
+                attributes: BTreeMap::from([
+                    ("customer.tier".to_string(), tier.to_string()),
+                    ("order.id".to_string(), format!("ord-{i}-{j}")),
+                ]),
+                resource_attributes: BTreeMap::from([(
+                    "host.name".to_string(),
+                    format!("node-{i}"),
+                )]),
+                ..Default::default()
+            })
+            .collect();
+        store
+            .append(Signal::Spans, spans_batch(&rows).unwrap())
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+    }
+    let skipped = || store.catalog().skipped_by_attributes();
+    let search = |k: &str, v: &str| {
+        format!(
+            "SELECT count(*) FROM spans WHERE attributes['{k}'] = '{v}' OR resource_attributes['{k}'] = '{v}'"
+        )
+    };
+    assert_eq!(count(&store, &search("customer.tier", "pro")).await, 500);
+    assert_eq!(skipped(), 2, "the free and enterprise files");
+    assert_eq!(count(&store, &search("order.id", "ord-2-499")).await, 1);
+    assert_eq!(skipped(), 4);
+    assert_eq!(count(&store, &search("host.name", "node-0")).await, 500);
+    assert_eq!(skipped(), 6, "resource attributes are filtered too");
+    assert_eq!(count(&store, &search("customer.tier", "gold")).await, 0);
+    assert_eq!(skipped(), 9, "no file holds it");
+    // Anything but an attribute equality reads every file.
+    let other = "SELECT count(*) FROM spans WHERE attributes['customer.tier'] <> 'gold'";
+    assert_eq!(count(&store, other).await, 1500);
+    assert_eq!(skipped(), 9);
+    store.close();
+}

@@ -1,0 +1,174 @@
+//! Skips Parquet files that cannot hold a row an attribute filter asks for. Attribute map
+//! values carry a bloom filter per row group ([`crate::parquet_layout`]); a conjunct
+//! `attributes['k'] = 'v'` (or an OR of such equalities, over span and resource attributes)
+//! rules a file out when no row group's filter may hold any of its values.
+
+use std::fs::File;
+use std::path::Path;
+
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+use parquet::file::properties::ReaderProperties;
+use parquet::file::reader::FileReader;
+use parquet::file::serialized_reader::{ReadOptionsBuilder, SerializedFileReader};
+
+/// Map columns whose values are bloom-filtered.
+pub const FILTERED_MAPS: [&str; 2] = ["attributes", "resource_attributes"];
+
+/// A value one of the filtered maps must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// The map column.
+    pub map: String,
+    /// The value.
+    pub value: String,
+}
+
+/// Per conjunct of `filters` made only of attribute equalities: the values, any one of
+/// which a matching row holds.
+pub fn probes(filters: &[Expr]) -> Vec<Vec<Probe>> {
+    let mut out = Vec::new();
+    for f in filters {
+        conjuncts(f, &mut out);
+    }
+    out
+}
+
+fn conjuncts(expr: &Expr, out: &mut Vec<Vec<Probe>>) {
+    if let Expr::BinaryExpr(BinaryExpr {
+        left,
+        op: Operator::And,
+        right,
+    }) = expr
+    {
+        conjuncts(left, out);
+        conjuncts(right, out);
+    } else if let Some(alternatives) = alternatives(expr) {
+        out.push(alternatives);
+    }
+}
+
+/// The values `expr` needs one of, if it is an equality or an OR of equalities.
+fn alternatives(expr: &Expr) -> Option<Vec<Probe>> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
+        return None;
+    };
+    match op {
+        Operator::Or => {
+            let mut all = alternatives(left)?;
+            all.extend(alternatives(right)?);
+            Some(all)
+        }
+        Operator::Eq => equality(left, right)
+            .or_else(|| equality(right, left))
+            .map(|p| vec![p]),
+        _ => None,
+    }
+}
+
+/// `map['key'] = 'value'` on a filtered map.
+fn equality(access: &Expr, literal: &Expr) -> Option<Probe> {
+    let Expr::ScalarFunction(f) = strip_casts(access) else {
+        return None;
+    };
+    if f.name() != "get_field" {
+        return None;
+    }
+    let Some(Expr::Column(map)) = f.args.first() else {
+        return None;
+    };
+    let value = match strip_casts(literal) {
+        Expr::Literal(ScalarValue::Utf8(Some(v)), _)
+        | Expr::Literal(ScalarValue::Utf8View(Some(v)), _)
+        | Expr::Literal(ScalarValue::LargeUtf8(Some(v)), _) => v.clone(),
+        _ => return None,
+    };
+    FILTERED_MAPS.contains(&map.name.as_str()).then(|| Probe {
+        map: map.name.clone(),
+        value,
+    })
+}
+
+fn strip_casts(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Cast(c) => strip_casts(&c.expr),
+        Expr::TryCast(c) => strip_casts(&c.expr),
+        other => other,
+    }
+}
+
+/// Whether the file at `path` may hold a row meeting every conjunct of `probes`. True when
+/// unsure: no bloom filter, or the file cannot be read here (the scan reports that).
+pub fn may_hold(path: &Path, probes: &[Vec<Probe>]) -> bool {
+    if probes.is_empty() {
+        return true;
+    }
+    let Ok(file) = File::open(path) else {
+        return true;
+    };
+    let options = ReadOptionsBuilder::new()
+        .with_reader_properties(
+            ReaderProperties::builder()
+                .set_read_bloom_filter(true)
+                .build(),
+        )
+        .build();
+    let Ok(reader) = SerializedFileReader::new_with_options(file, options) else {
+        return true;
+    };
+    let columns = reader.metadata().file_metadata().schema_descr_ptr();
+    let column_of = |map: &str| {
+        let path = format!("{map}.entries.values");
+        (0..columns.num_columns()).find(|i| columns.column(*i).path().string() == path)
+    };
+    (0..reader.num_row_groups()).any(|g| {
+        let Ok(group) = reader.get_row_group(g) else {
+            return true;
+        };
+        probes.iter().all(|alternatives| {
+            alternatives.iter().any(|p| {
+                match column_of(&p.map).and_then(|c| group.get_column_bloom_filter(c)) {
+                    Some(bloom) => bloom.check(p.value.as_str()),
+                    None => true,
+                }
+            })
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::functions::core::expr_fn::get_field;
+    use datafusion::prelude::{col, lit};
+
+    fn attr(map: &str, key: &str, value: &str) -> Expr {
+        get_field(col(map), key).eq(lit(value))
+    }
+
+    #[test]
+    fn equalities_and_their_ors_become_probes_and_anything_else_is_ignored() {
+        let either = attr("attributes", "k", "v").or(attr("resource_attributes", "k", "v"));
+        let found = probes(&[
+            either.and(attr("attributes", "tier", "gold")),
+            col("service_name").eq(lit("api")),
+            attr("attributes", "a", "x").or(col("span_name").eq(lit("y"))),
+            attr("scope_attributes", "a", "x"),
+        ]);
+        let names: Vec<Vec<(&str, &str)>> = found
+            .iter()
+            .map(|c| {
+                c.iter()
+                    .map(|p| (p.map.as_str(), p.value.as_str()))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                vec![("attributes", "v"), ("resource_attributes", "v")],
+                vec![("attributes", "gold")]
+            ]
+        );
+    }
+}
