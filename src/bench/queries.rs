@@ -192,7 +192,10 @@ async fn queries(
         )
     })))
     .await?;
-    let order = found["rows"][0][0].as_str().unwrap_or("ord-none").to_string();
+    let order = found["rows"][0][0]
+        .as_str()
+        .unwrap_or("ord-none")
+        .to_string();
     let searches = [
         (
             format!(

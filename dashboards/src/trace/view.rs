@@ -106,7 +106,7 @@ pub async fn handle(
         }).collect::<Vec<_>>(),
         "offset": offset,
         "next_offset": next_offset,
-        "spans": shown.iter().map(|(i, depth)| span_json(&spans[*i], *depth, &shape, *i, start)).collect::<Vec<_>>(),
+        "spans": shown.iter().map(|(i, depth)| span_json(&spans[*i], *depth, shape, *i, start)).collect::<Vec<_>>(),
         "timeline": timeline(spans, &shown, logs),
         "logs": logs,
         "linked_from": linked_from,
