@@ -36,7 +36,8 @@ fn bad(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, message)
 }
 
-/// The last week, where service and operation names are looked up.
+/// The last week, where service and operation names are looked up (in `span_rollup`: a row
+/// per minute, service, operation and kind rather than a row per span).
 fn catalog_window() -> Window {
     let end = nanos(Utc::now());
     Window {
@@ -57,7 +58,7 @@ async fn strings(state: &ApiState, sql: &str) -> Result<Vec<Value>, ApiError> {
 /// `GET /api/services`.
 pub async fn services(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
     let sql = format!(
-        "SELECT DISTINCT service_name AS name FROM spans WHERE {} ORDER BY name",
+        "SELECT DISTINCT service_name AS name FROM span_rollup WHERE {} ORDER BY name",
         catalog_window().sql()
     );
     Ok(envelope(Value::Array(strings(&state, &sql).await?)))
@@ -65,7 +66,7 @@ pub async fn services(State(state): State<ApiState>) -> Result<Json<Value>, ApiE
 
 fn operations_sql(service: &str) -> String {
     format!(
-        "SELECT DISTINCT span_name AS name, span_kind AS kind FROM spans WHERE {} \
+        "SELECT DISTINCT span_name AS name, span_kind AS kind FROM span_rollup WHERE {} \
          AND service_name = {} ORDER BY name, kind",
         catalog_window().sql(),
         quote(service)
