@@ -3,14 +3,14 @@
 //! `attributes['k'] = 'v'` (or an OR of such equalities, over span and resource attributes)
 //! rules a file out when no row group's filter may hold any of its values.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
-use parquet::file::properties::ReaderProperties;
-use parquet::file::reader::FileReader;
-use parquet::file::serialized_reader::{ReadOptionsBuilder, SerializedFileReader};
+use parquet::bloom_filter::Sbbf;
+use parquet::file::metadata::ParquetMetaDataReader;
 
 /// Map columns whose values are bloom-filtered.
 pub const FILTERED_MAPS: [&str; 2] = ["attributes", "resource_attributes"];
@@ -106,32 +106,41 @@ pub fn may_hold(path: &Path, probes: &[Vec<Probe>]) -> bool {
     let Ok(file) = File::open(path) else {
         return true;
     };
-    let options = ReadOptionsBuilder::new()
-        .with_reader_properties(
-            ReaderProperties::builder()
-                .set_read_bloom_filter(true)
-                .build(),
-        )
-        .build();
-    let Ok(reader) = SerializedFileReader::new_with_options(file, options) else {
+    let Ok(meta) = ParquetMetaDataReader::new().parse_and_finish(&file) else {
         return true;
     };
-    let columns = reader.metadata().file_metadata().schema_descr_ptr();
+    let columns = meta.file_metadata().schema_descr();
     let column_of = |map: &str| {
         let path = format!("{map}.entries.values");
         (0..columns.num_columns()).find(|i| columns.column(*i).path().string() == path)
     };
-    (0..reader.num_row_groups()).any(|g| {
-        let Ok(group) = reader.get_row_group(g) else {
-            return true;
+    // Only the blooms a probe needs are read, each once per row group.
+    let wanted: Vec<Vec<(Option<usize>, &str)>> = probes
+        .iter()
+        .map(|alternatives| {
+            alternatives
+                .iter()
+                .map(|p| (column_of(&p.map), p.value.as_str()))
+                .collect()
+        })
+        .collect();
+    meta.row_groups().iter().any(|group| {
+        let mut blooms: HashMap<usize, Option<Sbbf>> = HashMap::new();
+        let mut may_hold = |column: Option<usize>, value: &str| {
+            let Some(c) = column else {
+                return true;
+            };
+            let bloom = blooms.entry(c).or_insert_with(|| {
+                Sbbf::read_from_column_chunk(group.column(c), &file)
+                    .ok()
+                    .flatten()
+            });
+            bloom.as_ref().is_none_or(|b| b.check(value))
         };
-        probes.iter().all(|alternatives| {
-            alternatives.iter().any(|p| {
-                match column_of(&p.map).and_then(|c| group.get_column_bloom_filter(c)) {
-                    Some(bloom) => bloom.check(p.value.as_str()),
-                    None => true,
-                }
-            })
+        wanted.iter().all(|alternatives| {
+            alternatives
+                .iter()
+                .any(|(column, value)| may_hold(*column, value))
         })
     })
 }

@@ -90,7 +90,14 @@ pub fn apply(
                     .set_column_statistics_enabled(path("keys"), EnabledStatistics::None)
                     .set_column_statistics_enabled(path("values"), EnabledStatistics::None);
                 match name {
-                    "attributes" => builder.set_column_bloom_filter_enabled(path("values"), true),
+                    // Unique values (order ids, user ids) beside repeated ones: sized for
+                    // twice as many distinct values as rows.
+                    "attributes" => builder
+                        .set_column_bloom_filter_enabled(path("values"), true)
+                        .set_column_bloom_filter_max_ndv(
+                            path("values"),
+                            2 * row_group_rows.max(1024) as u64,
+                        ),
                     // A few resources (services, hosts, versions) per row group.
                     "resource_attributes" => builder
                         .set_column_bloom_filter_enabled(path("values"), true)
