@@ -192,10 +192,9 @@ async fn queries(
         )
     })))
     .await?;
-    let order = found["rows"][0][0]
-        .as_str()
-        .unwrap_or("ord-none")
-        .to_string();
+    let Some(order) = found["rows"][0][0].as_str().map(str::to_string) else {
+        bail!("no span with an order.id three hours back to search for: {found}");
+    };
     let searches = [
         (
             format!(

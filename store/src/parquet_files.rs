@@ -201,28 +201,37 @@ fn load_file(path: &Path) -> Result<(SegmentFile, Vec<String>)> {
     Ok((file, replaces))
 }
 
+/// Every file under `dir`, at any depth, sorted; none when `dir` does not exist.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut stack = vec![dir.to_path_buf()];
+    let mut found = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 /// Every segment file under `root`. Leftovers of interrupted flushes (`*.tmp`) and files a
 /// finished compaction replaced (but a crash left behind) are deleted.
 pub fn scan(root: &Path) -> Result<Vec<(Signal, SegmentFile)>> {
     let mut found = Vec::new();
     for signal in Signal::ALL {
-        let mut stack = vec![root.join(signal.table_name())];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if path.extension().is_some_and(|e| e == "tmp") {
-                    let _ = fs::remove_file(&path);
-                } else if path.extension().is_some_and(|e| e == "parquet") {
-                    match load_file(&path) {
-                        Ok((file, replaces)) => found.push((signal, file, replaces)),
-                        Err(e) => {
-                            tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable segment file")
-                        }
+        for path in files_under(&root.join(signal.table_name())) {
+            if path.extension().is_some_and(|e| e == "tmp") {
+                let _ = fs::remove_file(&path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                match load_file(&path) {
+                    Ok((file, replaces)) => found.push((signal, file, replaces)),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable segment file")
                     }
                 }
             }

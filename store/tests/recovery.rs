@@ -11,6 +11,7 @@ use arrow::array::{
     UInt64Builder, new_null_array,
 };
 use arrow::datatypes::{DataType, TimeUnit};
+use vigil_store::parquet_files::files_under;
 use vigil_store::{Signal, Store, StoreConfig, schema::schema};
 
 const HOUR: i64 = 3_600_000_000_000;
@@ -82,20 +83,7 @@ async fn rolled_up(store: &Store) -> i64 {
 
 /// Rollup files on disk.
 fn rollup_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut stack = vec![dir.join("parquet").join("span_rollup")];
-    let mut found = Vec::new();
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p)
-            } else {
-                found.push(p)
-            }
-        }
-    }
-    found.sort();
-    found
+    files_under(&dir.join("parquet").join("span_rollup"))
 }
 
 fn now_ns() -> i64 {

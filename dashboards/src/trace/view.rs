@@ -3,6 +3,8 @@
 //! to it. Spans come a page at a time (`limit`, `offset`), so huge traces stay fast; the
 //! pages after the first come from the snapshot the first took (see [`super::cache`]).
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -10,8 +12,6 @@ use datafusion::prelude::SessionContext;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vigil_detectors::eval::{Window, quote};
-
-use std::sync::Arc;
 
 use super::cache::Analysed;
 use super::span::{Span, read, rfc3339, trace_id};
@@ -77,8 +77,7 @@ pub async fn handle(
         logs,
         linked_from,
     } = trace.as_ref();
-    let start = spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
-    let end = spans.iter().map(|s| s.end_ns).max().unwrap_or(start);
+    let (start, end) = bounds(spans).unwrap_or((0, 0));
     let shown: Vec<(usize, usize)> = shape
         .order
         .iter()
@@ -159,12 +158,9 @@ async fn load(state: &ApiState, id: &str) -> Result<Analysed, ApiError> {
         })
         .collect();
     let shape = analyse(&nodes);
-    let linked_from = match (
-        spans.iter().map(|s| s.start_ns).min(),
-        spans.iter().map(|s| s.end_ns).max(),
-    ) {
-        (Some(start), Some(end)) => linked_from(&ctx, timeout, id, start, end).await?,
-        _ => Vec::new(),
+    let linked_from = match bounds(&spans) {
+        Some((start, end)) => linked_from(&ctx, timeout, id, start, end).await?,
+        None => Vec::new(),
     };
     Ok(Analysed {
         spans,
@@ -173,6 +169,13 @@ async fn load(state: &ApiState, id: &str) -> Result<Analysed, ApiError> {
         logs,
         linked_from,
     })
+}
+
+/// When the spans start and end; `None` without spans.
+fn bounds(spans: &[Span]) -> Option<(i64, i64)> {
+    let start = spans.iter().map(|s| s.start_ns).min()?;
+    let end = spans.iter().map(|s| s.end_ns).max()?;
+    Some((start, end))
 }
 
 /// One span as the view shows it.

@@ -98,7 +98,7 @@ pub fn aggregate(batches: &[RecordBatch]) -> Result<BTreeMap<Key<&str>, Figures>
 
 /// The groups as a `span_rollup` batch, in their order.
 pub fn to_batch<S: AsRef<str>>(groups: &BTreeMap<Key<S>, Figures>) -> Result<RecordBatch> {
-    let strings = |f: &dyn Fn(&Key<S>, &Figures) -> String| -> ArrayRef {
+    let strings = |f: &dyn for<'a> Fn(&'a Key<S>, &'a Figures) -> &'a str| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(
             groups.iter().map(|(k, v)| f(k, v)),
         ))
@@ -113,9 +113,9 @@ pub fn to_batch<S: AsRef<str>>(groups: &BTreeMap<Key<S>, Figures>) -> Result<Rec
             TimestampNanosecondArray::from_iter_values(groups.keys().map(|k| k.minute))
                 .with_timezone("UTC"),
         ),
-        strings(&|k, _| k.service.as_ref().to_string()),
-        strings(&|k, _| k.span_name.as_ref().to_string()),
-        strings(&|k, _| k.span_kind.as_ref().to_string()),
+        strings(&|k, _| k.service.as_ref()),
+        strings(&|k, _| k.span_name.as_ref()),
+        strings(&|k, _| k.span_kind.as_ref()),
         Arc::new(UInt64Array::from_iter_values(
             groups.values().map(|f| f.spans),
         )),
@@ -128,8 +128,8 @@ pub fn to_batch<S: AsRef<str>>(groups: &BTreeMap<Key<S>, Figures>) -> Result<Rec
         Arc::new(Int64Array::from_iter_values(
             groups.values().map(|f| f.slowest_ns),
         )),
-        strings(&|_, f| f.slowest_trace_id.clone()),
-        strings(&|_, f| f.error_trace_id.clone()),
+        strings(&|_, f| f.slowest_trace_id.as_str()),
+        strings(&|_, f| f.error_trace_id.as_str()),
         Arc::new(Int32Array::from_iter_values(
             groups.values().map(|f| f.sketch.offset),
         )),

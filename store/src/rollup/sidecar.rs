@@ -17,7 +17,7 @@ use parquet::file::properties::WriterProperties;
 use super::minutes::{aggregate, schema, to_batch};
 use crate::catalog::SegmentFile;
 use crate::error::Result;
-use crate::parquet_files::{read_all, write_parquet};
+use crate::parquet_files::{files_under, read_all, write_parquet};
 
 /// The directory under `parquet/` holding the rollups.
 pub const DIR: &str = "span_rollup";
@@ -74,19 +74,10 @@ pub fn repair(root: &Path, spans_files: &[&SegmentFile]) -> Result<()> {
         .iter()
         .filter_map(|f| path_of(&f.path))
         .collect();
-    let mut stack = vec![root.join(DIR)];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if !wanted.contains(&path) {
-                tracing::info!(path = %path.display(), "deleting a rollup without its spans file");
-                let _ = fs::remove_file(&path);
-            }
+    for path in files_under(&root.join(DIR)) {
+        if !wanted.contains(&path) {
+            tracing::info!(path = %path.display(), "deleting a rollup without its spans file");
+            let _ = fs::remove_file(&path);
         }
     }
     for file in spans_files {
