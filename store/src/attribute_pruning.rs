@@ -1,7 +1,8 @@
-//! Skips Parquet files that cannot hold a row an attribute filter asks for. Attribute map
-//! values carry a bloom filter per row group ([`crate::parquet_layout`]); a conjunct
-//! `attributes['k'] = 'v'` (or an OR of such equalities, over span and resource attributes)
-//! rules a file out when no row group's filter may hold any of its values.
+//! Skips the Parquet row groups (and whole files) that cannot hold a row an attribute filter
+//! asks for. Attribute map values carry a bloom filter per row group
+//! ([`crate::parquet_layout`]); a conjunct `attributes['k'] = 'v'` (or an OR of such
+//! equalities, over span and resource attributes) rules a row group out when its filter
+//! holds none of the values.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -97,18 +98,15 @@ fn strip_casts(expr: &Expr) -> &Expr {
     }
 }
 
-/// Whether the file at `path` may hold a row meeting every conjunct of `probes`. True when
-/// unsure: no bloom filter, or the file cannot be read here (the scan reports that).
-pub fn may_hold(path: &Path, probes: &[Vec<Probe>]) -> bool {
+/// Which row groups of the file at `path` may hold a row meeting every conjunct of `probes`,
+/// by index. `None` when unsure: no probes, no bloom filter, or the file cannot be read
+/// here (the scan reports that).
+pub fn row_groups(path: &Path, probes: &[Vec<Probe>]) -> Option<Vec<bool>> {
     if probes.is_empty() {
-        return true;
+        return None;
     }
-    let Ok(file) = File::open(path) else {
-        return true;
-    };
-    let Ok(meta) = ParquetMetaDataReader::new().parse_and_finish(&file) else {
-        return true;
-    };
+    let file = File::open(path).ok()?;
+    let meta = ParquetMetaDataReader::new().parse_and_finish(&file).ok()?;
     let columns = meta.file_metadata().schema_descr();
     let column_of = |map: &str| {
         let path = format!("{map}.entries.values");
@@ -124,7 +122,7 @@ pub fn may_hold(path: &Path, probes: &[Vec<Probe>]) -> bool {
                 .collect()
         })
         .collect();
-    meta.row_groups().iter().any(|group| {
+    let groups = meta.row_groups().iter().map(|group| {
         let mut blooms: HashMap<usize, Option<Sbbf>> = HashMap::new();
         let mut may_hold = |column: Option<usize>, value: &str| {
             let Some(c) = column else {
@@ -142,7 +140,8 @@ pub fn may_hold(path: &Path, probes: &[Vec<Probe>]) -> bool {
                 .iter()
                 .any(|(column, value)| may_hold(*column, value))
         })
-    })
+    });
+    Some(groups.collect())
 }
 
 #[cfg(test)]

@@ -104,6 +104,7 @@ pub struct Catalog {
     state: RwLock<CatalogState>,
     tail_bytes: AtomicUsize,
     skipped_by_attributes: AtomicU64,
+    row_groups_skipped_by_attributes: AtomicU64,
 }
 
 /// What a query over one signal reads.
@@ -133,9 +134,18 @@ impl Catalog {
         self.skipped_by_attributes.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn count_skipped_by_attributes(&self, files: usize) {
+    /// Row groups queries skipped because their attribute bloom filters ruled them out
+    /// (those of skipped files included).
+    pub fn row_groups_skipped_by_attributes(&self) -> u64 {
+        self.row_groups_skipped_by_attributes
+            .load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_skipped_by_attributes(&self, files: usize, row_groups: usize) {
         self.skipped_by_attributes
             .fetch_add(files as u64, Ordering::Relaxed);
+        self.row_groups_skipped_by_attributes
+            .fetch_add(row_groups as u64, Ordering::Relaxed);
     }
 
     /// Memory held by the tail, all signals.

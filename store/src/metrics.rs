@@ -69,6 +69,13 @@ impl Store {
         );
         series(
             out,
+            "vigil_query_row_groups_skipped_by_attributes_total",
+            "counter",
+            "Parquet row groups queries skipped because attribute bloom filters ruled out the value searched for.",
+            &[("", self.catalog().row_groups_skipped_by_attributes() as f64)],
+        );
+        series(
+            out,
             "vigil_flush_failures_total",
             "counter",
             "Failed flushes.",

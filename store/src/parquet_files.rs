@@ -153,14 +153,20 @@ pub(crate) fn write_parquet(
         .map_err(|e| StoreError::io(format!("fsync of {}", tmp.display()), e))?;
     fs::rename(&tmp, path).map_err(|e| StoreError::io(format!("renaming {}", tmp.display()), e))?;
     sync_dir(dir)?;
-    Ok(fs::metadata(path).map(|m| m.len()).unwrap_or(0))
+    // Queries hand this size to the Parquet reader, which finds the footer by it.
+    fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| StoreError::io(format!("reading the size of {}", path.display()), e))
 }
 
 /// Reads the footer of an existing segment file: the file and the names of files it replaces.
 fn load_file(path: &Path) -> Result<(SegmentFile, Vec<String>)> {
     let file =
         File::open(path).map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
-    let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bytes = file
+        .metadata()
+        .map_err(|e| StoreError::io(format!("reading the size of {}", path.display()), e))?
+        .len();
     let reader = SerializedFileReader::new(file)?;
     let meta = reader.metadata().file_metadata();
     let kv: HashMap<&str, &str> = meta

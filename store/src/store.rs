@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow::array::RecordBatch;
 use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::SessionConfig;
 use tokio::sync::{Notify, oneshot};
 
@@ -78,6 +79,8 @@ struct Inner {
     flush_lock: tokio::sync::Mutex<()>,
     flush_wanted: Notify,
     replay: ReplayReport,
+    /// Shared by every query session, so Parquet footers read once stay cached.
+    runtime: Arc<RuntimeEnv>,
 }
 
 /// Vigil's columnar store. Cheap to clone; all clones share one WAL and catalog.
@@ -183,6 +186,7 @@ impl Store {
                 flush_lock: tokio::sync::Mutex::new(()),
                 flush_wanted: Notify::new(),
                 replay,
+                runtime: RuntimeEnvBuilder::new().build_arc()?,
             }),
         })
     }
@@ -450,7 +454,7 @@ impl Store {
         options.execution.collect_statistics = false;
         options.execution.parquet.pushdown_filters = true;
         options.execution.parquet.reorder_filters = true;
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = SessionContext::new_with_config_rt(config, self.inner.runtime.clone());
         for signal in Signal::ALL {
             ctx.register_table(
                 signal.table_name(),

@@ -1,12 +1,13 @@
 //! DataFusion tables over the tail and the Parquet files, with time-range and projection pushdown.
 //!
 //! `scan` reads the `time` bounds out of the query's filters, keeps only the tail batches
-//! and files whose time bounds overlap (and, for attribute equalities, the files whose bloom
-//! filters may hold the value), and hands projection and filters on to DataFusion's
-//! own memory and Parquet scans (which prune row groups by statistics and bloom filters).
+//! and files whose time bounds overlap (and, for attribute equalities, only the row groups
+//! whose bloom filters may hold the value), and hands projection and filters on to
+//! DataFusion's own memory and Parquet scans (which prune row groups by statistics and bloom
+//! filters).
 //! Filters are reported `Inexact`, so DataFusion still applies them exactly on top.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,10 +16,12 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
 use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::{ListingTableUrl, PartitionedFile};
+use datafusion::datasource::physical_plan::parquet::{ParquetAccessPlan, RowGroupAccess};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder};
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{
     Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown, TableType,
 };
@@ -27,7 +30,7 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::union::UnionExec;
 
 use crate::Signal;
-use crate::attribute_pruning;
+use crate::attribute_pruning::{self, Probe};
 use crate::catalog::{Catalog, TimeRange};
 use crate::schema::{TIME, schema};
 
@@ -77,39 +80,102 @@ impl TableProvider for SignalTable {
         let range = time_range(filters);
         let snapshot = self.catalog.snapshot(self.signal, &range);
         let probes = attribute_pruning::probes(filters);
-        let mut kept: Vec<PathBuf> = snapshot.files.iter().map(|f| f.path.clone()).collect();
-        if !probes.is_empty() {
-            let all = kept.len();
-            kept = tokio::task::spawn_blocking(move || {
-                kept.into_iter()
-                    .filter(|p| attribute_pruning::may_hold(p, &probes))
-                    .collect()
+        let files: Vec<ScanFile> = snapshot
+            .files
+            .iter()
+            .map(|f| ScanFile {
+                path: f.path.clone(),
+                bytes: f.bytes,
+                row_groups: None,
             })
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            self.catalog.count_skipped_by_attributes(all - kept.len());
-        }
-        let paths: Vec<&Path> = kept.iter().map(PathBuf::as_path).collect();
+            .collect();
+        let files = if probes.is_empty() {
+            files
+        } else {
+            let catalog = self.catalog.clone();
+            tokio::task::spawn_blocking(move || prune(files, &probes, &catalog))
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?
+        };
         let scan = Scan {
             schema: self.schema.clone(),
             batches: snapshot.batches,
-            files: &paths,
+            files,
         };
         scan.plan(state, projection, filters, limit).await
     }
 }
 
+/// `files` less the row groups (and whole files) whose bloom filters rule out `probes`,
+/// counted in `catalog`.
+fn prune(files: Vec<ScanFile>, probes: &[Vec<Probe>], catalog: &Catalog) -> Vec<ScanFile> {
+    let (mut files_skipped, mut groups_skipped) = (0, 0);
+    let kept = files
+        .into_iter()
+        .filter_map(|mut f| {
+            let groups = attribute_pruning::row_groups(&f.path, probes);
+            let skipped = groups
+                .as_ref()
+                .map_or(0, |g| g.iter().filter(|k| !**k).count());
+            groups_skipped += skipped;
+            match groups {
+                Some(g) if skipped == g.len() => {
+                    files_skipped += 1;
+                    None
+                }
+                Some(g) if skipped > 0 => {
+                    f.row_groups = Some(g);
+                    Some(f)
+                }
+                _ => Some(f),
+            }
+        })
+        .collect();
+    catalog.count_skipped_by_attributes(files_skipped, groups_skipped);
+    kept
+}
+
+/// One Parquet file a scan reads.
+pub(crate) struct ScanFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size.
+    pub bytes: u64,
+    /// Which row groups to read, by index; all when `None`.
+    pub row_groups: Option<Vec<bool>>,
+}
+
+impl ScanFile {
+    /// The file as DataFusion's Parquet scan takes it, with its row groups to read.
+    fn partitioned(&self) -> DfResult<PartitionedFile> {
+        let url = ListingTableUrl::parse(self.path.to_string_lossy())?;
+        let file = PartitionedFile::new(url.prefix().as_ref(), self.bytes);
+        Ok(match &self.row_groups {
+            Some(groups) => file.with_extension(ParquetAccessPlan::new(
+                groups
+                    .iter()
+                    .map(|read| match read {
+                        true => RowGroupAccess::Scan,
+                        false => RowGroupAccess::Skip,
+                    })
+                    .collect(),
+            )),
+            None => file,
+        })
+    }
+}
+
 /// What one table scan reads: batches in memory and Parquet files, all of `schema`.
-pub(crate) struct Scan<'a> {
+pub(crate) struct Scan {
     /// The table's schema.
     pub schema: SchemaRef,
     /// In-memory batches.
     pub batches: Vec<RecordBatch>,
     /// Parquet files.
-    pub files: &'a [&'a Path],
+    pub files: Vec<ScanFile>,
 }
 
-impl Scan<'_> {
+impl Scan {
     /// The plan reading all of it, with projection, filters and limit handed on to
     /// DataFusion's memory and Parquet scans.
     pub async fn plan(
@@ -119,27 +185,30 @@ impl Scan<'_> {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let parts = state.config().target_partitions().max(1);
         let mut plans: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         if !self.batches.is_empty() {
-            let parts = state.config().target_partitions().max(1);
             let per = self.batches.len().div_ceil(parts);
             let partitions = self.batches.chunks(per.max(1)).map(<[_]>::to_vec).collect();
             let mem = MemTable::try_new(self.schema.clone(), partitions)?;
             plans.push(mem.scan(state, projection, filters, limit).await?);
         }
         if !self.files.is_empty() {
-            let urls = self
+            let files = self
                 .files
                 .iter()
-                .map(|f| ListingTableUrl::parse(f.to_string_lossy()))
+                .map(ScanFile::partitioned)
                 .collect::<DfResult<Vec<_>>>()?;
-            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-                .with_file_extension(".parquet");
-            let config = ListingTableConfig::new_with_multi_paths(urls)
-                .with_listing_options(options)
-                .with_schema(self.schema.clone());
-            let table = ListingTable::try_new(config)?;
-            plans.push(table.scan(state, projection, filters, limit).await?);
+            let format = ParquetFormat::default();
+            let source = format.file_source(self.schema.clone().into());
+            let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), source)
+                .with_file_groups(FileGroup::new(files).split_files(parts))
+                .with_projection_indices(projection.cloned())?
+                .with_limit(limit)
+                .build();
+            // Filters reach the Parquet scan (row group statistics, bloom filters, page
+            // index) through DataFusion's filter pushdown, from the filter above.
+            plans.push(format.create_physical_plan(state, config).await?);
         }
         if plans.is_empty() {
             let projected = match projection {

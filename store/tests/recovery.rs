@@ -82,6 +82,15 @@ async fn rolled_up(store: &Store) -> i64 {
 }
 
 /// Rollup files on disk.
+/// Appends `rows` as spans and flushes them into one Parquet file.
+async fn flushed(store: &Store, rows: &[vigil_store::rows::SpanRow]) {
+    store
+        .append(Signal::Spans, vigil_store::rows::spans_batch(rows).unwrap())
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+}
+
 fn rollup_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files_under(&dir.join("parquet").join("span_rollup"))
 }
@@ -421,7 +430,7 @@ async fn retention_by_size_drops_the_oldest_files_first() {
 #[tokio::test]
 async fn an_attribute_search_skips_files_whose_bloom_filters_rule_the_value_out() {
     use std::collections::BTreeMap;
-    use vigil_store::rows::{SpanRow, spans_batch};
+    use vigil_store::rows::SpanRow;
     let dir = tempfile::tempdir().unwrap();
     let t0 = 1_700_000_000 * 1_000_000_000;
     let store = Store::open(config(dir.path())).unwrap();
@@ -444,11 +453,7 @@ async fn an_attribute_search_skips_files_whose_bloom_filters_rule_the_value_out(
                 ..Default::default()
             })
             .collect();
-        store
-            .append(Signal::Spans, spans_batch(&rows).unwrap())
-            .await
-            .unwrap();
-        store.flush().await.unwrap();
+        flushed(&store, &rows).await;
     }
     let skipped = || store.catalog().skipped_by_attributes();
     let search = |k: &str, v: &str| {
@@ -468,5 +473,38 @@ async fn an_attribute_search_skips_files_whose_bloom_filters_rule_the_value_out(
     let other = "SELECT count(*) FROM spans WHERE attributes['customer.tier'] <> 'gold'";
     assert_eq!(count(&store, other).await, 1500);
     assert_eq!(skipped(), 9);
+    store.close();
+}
+
+#[tokio::test]
+async fn an_attribute_search_reads_only_the_row_groups_that_may_hold_the_value() {
+    use std::collections::BTreeMap;
+    use vigil_store::rows::SpanRow;
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = 1_700_000_000 * 1_000_000_000;
+    let mut cfg = config(dir.path());
+    cfg.row_group_rows = 1024;
+    let store = Store::open(cfg).unwrap();
+    // One file of three row groups, a user per row group.
+    let rows: Vec<SpanRow> = (0..3 * 1024)
+        .map(|j| SpanRow {
+            trace_id: format!("{j:032x}"),
+            service_name: "api".into(),
+            start_ns: t0 + j as i64,
+            end_ns: t0 + j as i64 + 5,
+            attributes: BTreeMap::from([("user.id".to_string(), format!("user-{}", j / 1024))]),
+            ..Default::default()
+        })
+        .collect();
+    flushed(&store, &rows).await;
+    let catalog = store.catalog();
+    let search =
+        |v: &str| format!("SELECT count(*) FROM spans WHERE attributes['user.id'] = '{v}'");
+    assert_eq!(count(&store, &search("user-2")).await, 1024);
+    assert_eq!(catalog.row_groups_skipped_by_attributes(), 2);
+    assert_eq!(catalog.skipped_by_attributes(), 0, "the file is read");
+    assert_eq!(count(&store, &search("user-7")).await, 0);
+    assert_eq!(catalog.row_groups_skipped_by_attributes(), 5);
+    assert_eq!(catalog.skipped_by_attributes(), 1);
     store.close();
 }

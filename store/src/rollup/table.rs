@@ -2,7 +2,6 @@
 //! touches, plus the rollup of the spans still in the tail, computed as the query plans. Both
 //! come from one catalog snapshot, so every span is counted exactly once.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -16,7 +15,7 @@ use super::minutes::{MINUTE_NS, aggregate, schema, to_batch};
 use super::sidecar;
 use crate::Signal;
 use crate::catalog::Catalog;
-use crate::table::{Scan, time_range};
+use crate::table::{Scan, ScanFile, time_range};
 
 /// The table.
 #[derive(Debug)]
@@ -65,24 +64,28 @@ impl TableProvider for RollupTable {
             let tail = aggregate(&snapshot.batches).and_then(|groups| to_batch(&groups));
             vec![tail.map_err(|e| DataFusionError::External(Box::new(e)))?]
         };
-        let rollups: Vec<_> = snapshot
+        let files = snapshot
             .files
             .iter()
             .filter_map(|f| {
                 let path = sidecar::path_of(&f.path)?;
-                if path.exists() {
-                    Some(path)
-                } else {
-                    tracing::warn!(spans = %f.path.display(), "spans file without its rollup; its spans are left out of span_rollup");
-                    None
+                match std::fs::metadata(&path) {
+                    Ok(meta) => Some(ScanFile {
+                        path,
+                        bytes: meta.len(),
+                        row_groups: None,
+                    }),
+                    Err(_) => {
+                        tracing::warn!(spans = %f.path.display(), "spans file without its rollup; its spans are left out of span_rollup");
+                        None
+                    }
                 }
             })
             .collect();
-        let files: Vec<&Path> = rollups.iter().map(|p| p.as_path()).collect();
         let scan = Scan {
             schema: schema(),
             batches,
-            files: &files,
+            files,
         };
         scan.plan(state, projection, filters, limit).await
     }
