@@ -223,13 +223,7 @@ async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
 
     // Storage: unique spans only, so compression is not flattered by repetition.
-    let dir = match &args.keep_data {
-        Some(keep) => {
-            std::fs::create_dir_all(keep)?;
-            keep.clone()
-        }
-        None => tempfile_dir("vigil-bench-storage")?,
-    };
+    let dir = data_dir(args.keep_data.as_deref(), "vigil-bench-storage")?;
     let server = Server::start(&dir, &args)?;
     let unique: Vec<ExportTraceServiceRequest> = (1000..1200)
         .map(|i| payload::request(i, args.batch, args.attributes))
@@ -242,9 +236,7 @@ async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
     }
     server.stop()?;
     let parquet = dir_bytes(&dir.join("parquet"), "parquet");
-    if args.keep_data.is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    discard(&dir, args.keep_data.as_deref());
 
     println!();
     println!("{:<44} {:>14}", "measure", "value");
@@ -283,6 +275,24 @@ async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
     );
     println!("targets: >= 250000 spans/s, >= 40% of decode-only, Parquet <= 1/8 of OTLP bytes");
     Ok(())
+}
+
+/// Where a benchmark writes its store: `keep` if given, else a fresh temporary directory.
+fn data_dir(keep: Option<&std::path::Path>, prefix: &str) -> anyhow::Result<std::path::PathBuf> {
+    match keep {
+        Some(keep) => {
+            std::fs::create_dir_all(keep)?;
+            Ok(keep.to_path_buf())
+        }
+        None => tempfile_dir(prefix),
+    }
+}
+
+/// Removes a benchmark's store unless it was asked to be kept.
+fn discard(dir: &std::path::Path, keep: Option<&std::path::Path>) {
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 fn tempfile_dir(prefix: &str) -> anyhow::Result<std::path::PathBuf> {

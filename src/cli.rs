@@ -428,6 +428,10 @@ pub struct QueryBenchArgs {
     /// Times each query is repeated after its first run (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// Keep the store here (for inspecting it, or serving it with `vigil serve`) instead
+    /// of a temporary directory that is deleted.
+    #[arg(long)]
+    pub keep_data: Option<std::path::PathBuf>,
 }
 
 /// `vigil bench orders`.

@@ -14,7 +14,7 @@ use vigil_store::{Store, StoreConfig};
 
 use super::fill::{append, fill};
 use super::payload::large_trace;
-use super::{Server, tempfile_dir};
+use super::{Server, data_dir, discard};
 use crate::cli::QueryBenchArgs;
 
 /// What the targets ask for.
@@ -22,9 +22,9 @@ const TARGET: Duration = Duration::from_secs(1);
 
 /// Runs the benchmark.
 pub async fn run(args: QueryBenchArgs) -> anyhow::Result<()> {
-    let dir = tempfile_dir("vigil-bench-queries")?;
+    let dir = data_dir(args.keep_data.as_deref(), "vigil-bench-queries")?;
     let result = measure(&dir, &args).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    discard(&dir, args.keep_data.as_deref());
     result
 }
 

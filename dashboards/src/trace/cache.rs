@@ -75,13 +75,23 @@ mod tests {
     use super::*;
 
     fn trace(spans: usize) -> Arc<Analysed> {
-        let span: Span = serde_json::from_value(serde_json::json!({
-            "trace_id": "", "span_id": "", "parent_span_id": "", "service_name": "s",
-            "span_name": "op", "span_kind": "SERVER", "status_code": "OK",
-            "status_message": "", "start_ns": 0, "end_ns": 1, "attributes": {},
-            "resource_attributes": {}, "events": "[]", "links": "[]", "correlation_id": null
-        }))
-        .unwrap();
+        let span = Span {
+            trace_id: String::new(),
+            span_id: String::new(),
+            parent_span_id: String::new(),
+            service_name: "s".into(),
+            span_name: "op".into(),
+            span_kind: "SERVER".into(),
+            status_code: "OK".into(),
+            status_message: String::new(),
+            start_ns: 0,
+            end_ns: 1,
+            attributes: Map::new(),
+            resource_attributes: Map::new(),
+            events: vec![],
+            links: vec![],
+            correlation_id: None,
+        };
         Arc::new(Analysed {
             spans: vec![span; spans],
             truncated: false,

@@ -2,12 +2,14 @@
 
 use std::time::Duration;
 
+use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Int64Type};
+use arrow::error::ArrowError;
 use datafusion::prelude::SessionContext;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::json::objects;
 use crate::sql;
 
 /// The columns a [`Span`] is read from.
@@ -17,7 +19,7 @@ pub const COLUMNS: &str = "trace_id, span_id, parent_span_id, service_name, span
     correlation_id";
 
 /// One span.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Span {
     /// 32 hex digits.
     pub trace_id: String,
@@ -44,10 +46,8 @@ pub struct Span {
     /// Resource attributes.
     pub resource_attributes: Map<String, Value>,
     /// Events: `[{time_unix_nano, name, attributes, dropped_attributes_count}]`.
-    #[serde(deserialize_with = "json_text")]
     pub events: Vec<Value>,
     /// Links: `[{trace_id, span_id, trace_state, attributes, flags, dropped_attributes_count}]`.
-    #[serde(deserialize_with = "json_text")]
     pub links: Vec<Value>,
     /// The business transaction it belongs to, if known.
     pub correlation_id: Option<String>,
@@ -58,12 +58,6 @@ impl Span {
     pub fn duration_ns(&self) -> i64 {
         (self.end_ns - self.start_ns).max(0)
     }
-}
-
-/// A JSON array stored as text; empty when the text is empty or not an array.
-fn json_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Value>, D::Error> {
-    let text = String::deserialize(d)?;
-    Ok(serde_json::from_str(&text).unwrap_or_default())
 }
 
 /// The spans matching `filter` (a SQL condition), at most `max` of them, in no set order;
@@ -81,12 +75,108 @@ pub async fn read(
         timeout,
     )
     .await?;
-    let spans = objects(&result.batches)
-        .into_iter()
-        .map(|row| serde_json::from_value(Value::Object(row)))
-        .collect::<Result<Vec<Span>, _>>()
-        .map_err(ApiError::internal)?;
+    let mut spans = Vec::with_capacity(result.batches.iter().map(RecordBatch::num_rows).sum());
+    for batch in &result.batches {
+        from_batch(batch, &mut spans).map_err(ApiError::internal)?;
+    }
     Ok((spans, result.truncated))
+}
+
+/// Appends the rows of `batch` (columns as in [`COLUMNS`]) to `out`, straight from the
+/// Arrow arrays.
+fn from_batch(batch: &RecordBatch, out: &mut Vec<Span>) -> Result<(), ArrowError> {
+    let text = |name: &str| -> Result<StringArray, ArrowError> {
+        let column = batch
+            .column_by_name(name)
+            .ok_or_else(|| ArrowError::SchemaError(format!("no column {name}")))?;
+        Ok(cast(column, &DataType::Utf8)?.as_string::<i32>().clone())
+    };
+    let int = |name: &str| -> Result<Int64Array, ArrowError> {
+        let column = batch
+            .column_by_name(name)
+            .ok_or_else(|| ArrowError::SchemaError(format!("no column {name}")))?;
+        Ok(cast(column, &DataType::Int64)?
+            .as_primitive::<Int64Type>()
+            .clone())
+    };
+    let map = |name: &str| -> Result<Attributes, ArrowError> {
+        let column = batch
+            .column_by_name(name)
+            .ok_or_else(|| ArrowError::SchemaError(format!("no column {name}")))?;
+        let map = column
+            .as_map_opt()
+            .ok_or_else(|| ArrowError::SchemaError(format!("{name} is not a map")))?;
+        Ok(Attributes {
+            offsets: map.value_offsets().to_vec(),
+            keys: cast(map.keys(), &DataType::Utf8)?
+                .as_string::<i32>()
+                .clone(),
+            values: cast(map.values(), &DataType::Utf8)?
+                .as_string::<i32>()
+                .clone(),
+        })
+    };
+    let (trace_id, span_id, parent) =
+        (text("trace_id")?, text("span_id")?, text("parent_span_id")?);
+    let (service, name, kind) = (
+        text("service_name")?,
+        text("span_name")?,
+        text("span_kind")?,
+    );
+    let (status, message) = (text("status_code")?, text("status_message")?);
+    let (events, links, correlation) = (text("events")?, text("links")?, text("correlation_id")?);
+    let (start, end) = (int("start_ns")?, int("end_ns")?);
+    let (attributes, resource) = (map("attributes")?, map("resource_attributes")?);
+    for i in 0..batch.num_rows() {
+        out.push(Span {
+            trace_id: trace_id.value(i).to_string(),
+            span_id: span_id.value(i).to_string(),
+            parent_span_id: parent.value(i).to_string(),
+            service_name: service.value(i).to_string(),
+            span_name: name.value(i).to_string(),
+            span_kind: kind.value(i).to_string(),
+            status_code: status.value(i).to_string(),
+            status_message: message.value(i).to_string(),
+            start_ns: start.value(i),
+            end_ns: end.value(i),
+            attributes: attributes.object(i),
+            resource_attributes: resource.object(i),
+            events: json_array(events.value(i)),
+            links: json_array(links.value(i)),
+            correlation_id: correlation
+                .is_valid(i)
+                .then(|| correlation.value(i).to_string()),
+        });
+    }
+    Ok(())
+}
+
+/// A column of attribute maps, its keys and values as plain strings.
+struct Attributes {
+    offsets: Vec<i32>,
+    keys: StringArray,
+    values: StringArray,
+}
+
+impl Attributes {
+    /// Row `i` as a JSON object.
+    fn object(&self, i: usize) -> Map<String, Value> {
+        let (from, to) = (self.offsets[i] as usize, self.offsets[i + 1] as usize);
+        (from..to)
+            .map(|j| {
+                let value = match self.values.is_valid(j) {
+                    true => Value::String(self.values.value(j).to_string()),
+                    false => Value::Null,
+                };
+                (self.keys.value(j).to_string(), value)
+            })
+            .collect()
+    }
+}
+
+/// A JSON array stored as text; empty when the text is empty or not an array.
+fn json_array(text: &str) -> Vec<Value> {
+    serde_json::from_str(text).unwrap_or_default()
 }
 
 /// A trace id as the store keeps it (32 lowercase hex digits), if `id` is one.

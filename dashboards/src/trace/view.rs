@@ -8,9 +8,10 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use datafusion::prelude::SessionContext;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
 use vigil_detectors::eval::{Window, quote};
 
 use super::cache::Analysed;
@@ -49,7 +50,7 @@ pub async fn handle(
     State(state): State<ApiState>,
     Path(raw_id): Path<String>,
     Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = trace_id(&raw_id).ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -70,46 +71,170 @@ pub async fn handle(
             trace
         }
     };
-    let Analysed {
-        spans,
-        truncated,
-        shape,
-        logs,
-        linked_from,
-    } = trace.as_ref();
-    let (start, end) = bounds(spans).unwrap_or((0, 0));
-    let shown: Vec<(usize, usize)> = shape
-        .order
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .copied()
-        .collect();
-    let next_offset = (offset + shown.len() < spans.len()).then_some(offset + shown.len());
-    let mut services: Vec<&str> = spans.iter().map(|s| s.service_name.as_str()).collect();
-    services.sort_unstable();
-    services.dedup();
+    // Rendered straight from the snapshot, borrowing rather than copying it.
+    Ok(Json(TraceView::new(&id, &trace, offset, limit)).into_response())
+}
 
-    Ok(Json(json!({
-        "trace_id": id,
-        "start": rfc3339(start),
-        "duration_ns": end - start,
-        "span_count": spans.len(),
-        "error_count": spans.iter().filter(|s| s.status_code == "ERROR").count(),
-        "services": services,
-        "truncated": truncated,
-        "critical_path": shape.critical_path.iter().map(|(i, ns)| {
-            let s = &spans[*i];
-            json!({"span_id": s.span_id, "service": s.service_name, "operation": s.span_name,
-                   "critical_ns": ns})
-        }).collect::<Vec<_>>(),
-        "offset": offset,
-        "next_offset": next_offset,
-        "spans": shown.iter().map(|(i, depth)| span_json(&spans[*i], *depth, shape, *i, start)).collect::<Vec<_>>(),
-        "timeline": timeline(spans, &shown, logs),
-        "logs": logs,
-        "linked_from": linked_from,
-    })))
+/// The view's JSON.
+#[derive(Serialize)]
+struct TraceView<'a> {
+    trace_id: &'a str,
+    start: String,
+    duration_ns: i64,
+    span_count: usize,
+    error_count: usize,
+    services: Vec<&'a str>,
+    truncated: bool,
+    critical_path: Vec<CriticalStep<'a>>,
+    offset: usize,
+    next_offset: Option<usize>,
+    spans: Vec<SpanView<'a>>,
+    timeline: Vec<TimelineItem<'a>>,
+    logs: &'a [Map<String, Value>],
+    linked_from: &'a [Value],
+}
+
+/// One span on the critical path.
+#[derive(Serialize)]
+struct CriticalStep<'a> {
+    span_id: &'a str,
+    service: &'a str,
+    operation: &'a str,
+    critical_ns: i64,
+}
+
+/// One span as the view shows it.
+#[derive(Serialize)]
+struct SpanView<'a> {
+    span_id: &'a str,
+    parent_span_id: &'a str,
+    depth: usize,
+    service: &'a str,
+    operation: &'a str,
+    kind: &'a str,
+    status: Status<'a>,
+    start: String,
+    start_offset_ns: i64,
+    duration_ns: i64,
+    self_ns: i64,
+    critical_ns: i64,
+    attributes: &'a Map<String, Value>,
+    resource_attributes: &'a Map<String, Value>,
+    events: &'a [Value],
+    links: &'a [Value],
+    correlation_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+/// A span event or a log, on the timeline.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum TimelineItem<'a> {
+    Event(EventItem<'a>),
+    Log(LogItem<'a>),
+}
+
+#[derive(Serialize)]
+struct EventItem<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    time: String,
+    time_ns: i64,
+    span_id: &'a str,
+    service: &'a str,
+    name: &'a Value,
+    attributes: &'a Value,
+}
+
+#[derive(Serialize)]
+struct LogItem<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(flatten)]
+    log: &'a Map<String, Value>,
+}
+
+impl<'a> TraceView<'a> {
+    /// The page of `trace` from `offset`, at most `limit` spans.
+    fn new(id: &'a str, trace: &'a Analysed, offset: usize, limit: usize) -> TraceView<'a> {
+        let Analysed {
+            spans,
+            truncated,
+            shape,
+            logs,
+            linked_from,
+        } = trace;
+        let (start, end) = bounds(spans).unwrap_or((0, 0));
+        let shown = shape.order.get(offset..).unwrap_or_default();
+        let shown = &shown[..shown.len().min(limit)];
+        let next_offset = (offset + shown.len() < spans.len()).then_some(offset + shown.len());
+        let mut services: Vec<&str> = spans.iter().map(|s| s.service_name.as_str()).collect();
+        services.sort_unstable();
+        services.dedup();
+        TraceView {
+            trace_id: id,
+            start: rfc3339(start),
+            duration_ns: end - start,
+            span_count: spans.len(),
+            error_count: spans.iter().filter(|s| s.status_code == "ERROR").count(),
+            services,
+            truncated: *truncated,
+            critical_path: shape
+                .critical_path
+                .iter()
+                .map(|(i, ns)| {
+                    let s = &spans[*i];
+                    CriticalStep {
+                        span_id: &s.span_id,
+                        service: &s.service_name,
+                        operation: &s.span_name,
+                        critical_ns: *ns,
+                    }
+                })
+                .collect(),
+            offset,
+            next_offset,
+            spans: shown
+                .iter()
+                .map(|(i, depth)| SpanView::new(&spans[*i], *depth, shape, *i, start))
+                .collect(),
+            timeline: timeline(spans, shown, logs),
+            logs,
+            linked_from,
+        }
+    }
+}
+
+impl<'a> SpanView<'a> {
+    fn new(s: &'a Span, depth: usize, shape: &Shape, i: usize, trace_start: i64) -> SpanView<'a> {
+        SpanView {
+            span_id: &s.span_id,
+            parent_span_id: &s.parent_span_id,
+            depth,
+            service: &s.service_name,
+            operation: &s.span_name,
+            kind: &s.span_kind,
+            status: Status {
+                code: &s.status_code,
+                message: &s.status_message,
+            },
+            start: rfc3339(s.start_ns),
+            start_offset_ns: s.start_ns - trace_start,
+            duration_ns: s.duration_ns(),
+            self_ns: shape.self_ns[i],
+            critical_ns: shape.critical_ns[i],
+            attributes: &s.attributes,
+            resource_attributes: &s.resource_attributes,
+            events: &s.events,
+            links: &s.links,
+            correlation_id: s.correlation_id.as_deref(),
+        }
+    }
 }
 
 /// Reads trace `id` (its spans, logs and the spans linking to it) and analyses its tree.
@@ -134,7 +259,7 @@ async fn load(state: &ApiState, id: &str) -> Result<Analysed, ApiError> {
         timeout,
     )
     .await?;
-    let logs: Vec<serde_json::Map<String, Value>> = objects(&logs.batches)
+    let logs: Vec<Map<String, Value>> = objects(&logs.batches)
         .into_iter()
         .map(|mut log| {
             let at = log.get("time_ns").and_then(Value::as_i64).unwrap_or(0);
@@ -178,52 +303,34 @@ fn bounds(spans: &[Span]) -> Option<(i64, i64)> {
     Some((start, end))
 }
 
-/// One span as the view shows it.
-fn span_json(s: &Span, depth: usize, shape: &Shape, i: usize, trace_start: i64) -> Value {
-    json!({
-        "span_id": s.span_id,
-        "parent_span_id": s.parent_span_id,
-        "depth": depth,
-        "service": s.service_name,
-        "operation": s.span_name,
-        "kind": s.span_kind,
-        "status": {"code": s.status_code, "message": s.status_message},
-        "start": rfc3339(s.start_ns),
-        "start_offset_ns": s.start_ns - trace_start,
-        "duration_ns": s.duration_ns(),
-        "self_ns": shape.self_ns[i],
-        "critical_ns": shape.critical_ns[i],
-        "attributes": s.attributes,
-        "resource_attributes": s.resource_attributes,
-        "events": s.events,
-        "links": s.links,
-        "correlation_id": s.correlation_id,
-    })
-}
-
 /// The shown spans' events and the trace's logs, by time.
-fn timeline(
-    spans: &[Span],
+fn timeline<'a>(
+    spans: &'a [Span],
     shown: &[(usize, usize)],
-    logs: &[serde_json::Map<String, Value>],
-) -> Vec<Value> {
-    let mut items: Vec<(i64, Value)> = Vec::new();
+    logs: &'a [Map<String, Value>],
+) -> Vec<TimelineItem<'a>> {
+    let mut items: Vec<(i64, TimelineItem)> = Vec::new();
     for (i, _) in shown {
         let s = &spans[*i];
         for e in &s.events {
             let at = e["time_unix_nano"].as_i64().unwrap_or(s.start_ns);
             items.push((
                 at,
-                json!({"type": "event", "time": rfc3339(at), "time_ns": at, "span_id": s.span_id,
-                       "service": s.service_name, "name": e["name"], "attributes": e["attributes"]}),
+                TimelineItem::Event(EventItem {
+                    kind: "event",
+                    time: rfc3339(at),
+                    time_ns: at,
+                    span_id: &s.span_id,
+                    service: &s.service_name,
+                    name: &e["name"],
+                    attributes: &e["attributes"],
+                }),
             ));
         }
     }
     for log in logs {
         let at = log.get("time_ns").and_then(Value::as_i64).unwrap_or(0);
-        let mut item = log.clone();
-        item.insert("type".into(), json!("log"));
-        items.push((at, Value::Object(item)));
+        items.push((at, TimelineItem::Log(LogItem { kind: "log", log })));
     }
     items.sort_by_key(|(at, _)| *at);
     items.into_iter().map(|(_, v)| v).collect()
