@@ -76,21 +76,10 @@ mod tests {
 
     fn trace(spans: usize) -> Arc<Analysed> {
         let span = Span {
-            trace_id: String::new(),
-            span_id: String::new(),
-            parent_span_id: String::new(),
             service_name: "s".into(),
             span_name: "op".into(),
-            span_kind: "SERVER".into(),
-            status_code: "OK".into(),
-            status_message: String::new(),
-            start_ns: 0,
             end_ns: 1,
-            attributes: Map::new(),
-            resource_attributes: Map::new(),
-            events: vec![],
-            links: vec![],
-            correlation_id: None,
+            ..Span::default()
         };
         Arc::new(Analysed {
             spans: vec![span; spans],

@@ -2,12 +2,11 @@
 
 use std::time::Duration;
 
-use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Int64Type};
-use arrow::error::ArrowError;
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::Int64Type;
 use datafusion::prelude::SessionContext;
 use serde_json::{Map, Value};
+use vigil_detectors::eval::{strings, to_strings};
 
 use crate::error::ApiError;
 use crate::sql;
@@ -19,7 +18,7 @@ pub const COLUMNS: &str = "trace_id, span_id, parent_span_id, service_name, span
     correlation_id";
 
 /// One span.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Span {
     /// 32 hex digits.
     pub trace_id: String,
@@ -77,43 +76,31 @@ pub async fn read(
     .await?;
     let mut spans = Vec::with_capacity(result.batches.iter().map(RecordBatch::num_rows).sum());
     for batch in &result.batches {
-        from_batch(batch, &mut spans).map_err(ApiError::internal)?;
+        from_batch(batch, &mut spans)?;
     }
     Ok((spans, result.truncated))
 }
 
 /// Appends the rows of `batch` (columns as in [`COLUMNS`]) to `out`, straight from the
 /// Arrow arrays.
-fn from_batch(batch: &RecordBatch, out: &mut Vec<Span>) -> Result<(), ArrowError> {
-    let text = |name: &str| -> Result<StringArray, ArrowError> {
-        let column = batch
+fn from_batch(batch: &RecordBatch, out: &mut Vec<Span>) -> Result<(), ApiError> {
+    let text = |name: &str| strings(batch, name);
+    let int = |name: &str| {
+        batch
             .column_by_name(name)
-            .ok_or_else(|| ArrowError::SchemaError(format!("no column {name}")))?;
-        Ok(cast(column, &DataType::Utf8)?.as_string::<i32>().clone())
+            .and_then(|c| c.as_primitive_opt::<Int64Type>())
+            .cloned()
+            .ok_or_else(|| ApiError::internal(format!("span column {name} is not a BIGINT")))
     };
-    let int = |name: &str| -> Result<Int64Array, ArrowError> {
-        let column = batch
+    let map = |name: &str| {
+        let map = batch
             .column_by_name(name)
-            .ok_or_else(|| ArrowError::SchemaError(format!("no column {name}")))?;
-        Ok(cast(column, &DataType::Int64)?
-            .as_primitive::<Int64Type>()
-            .clone())
-    };
-    let map = |name: &str| -> Result<Attributes, ArrowError> {
-        let column = batch
-            .column_by_name(name)
-            .ok_or_else(|| ArrowError::SchemaError(format!("no column {name}")))?;
-        let map = column
-            .as_map_opt()
-            .ok_or_else(|| ArrowError::SchemaError(format!("{name} is not a map")))?;
-        Ok(Attributes {
+            .and_then(|c| c.as_map_opt())
+            .ok_or_else(|| ApiError::internal(format!("span column {name} is not a map")))?;
+        Ok::<_, ApiError>(Attributes {
             offsets: map.value_offsets().to_vec(),
-            keys: cast(map.keys(), &DataType::Utf8)?
-                .as_string::<i32>()
-                .clone(),
-            values: cast(map.values(), &DataType::Utf8)?
-                .as_string::<i32>()
-                .clone(),
+            keys: to_strings(map.keys())?,
+            values: to_strings(map.values())?,
         })
     };
     let (trace_id, span_id, parent) =

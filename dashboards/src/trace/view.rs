@@ -131,32 +131,22 @@ struct Status<'a> {
     message: &'a str,
 }
 
-/// A span event or a log, on the timeline.
+/// A span event or a log, on the timeline; `type` says which.
 #[derive(Serialize)]
-#[serde(untagged)]
+#[serde(tag = "type", rename_all = "lowercase")]
 enum TimelineItem<'a> {
     Event(EventItem<'a>),
-    Log(LogItem<'a>),
+    Log(&'a Map<String, Value>),
 }
 
 #[derive(Serialize)]
 struct EventItem<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
     time: String,
     time_ns: i64,
     span_id: &'a str,
     service: &'a str,
     name: &'a Value,
     attributes: &'a Value,
-}
-
-#[derive(Serialize)]
-struct LogItem<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(flatten)]
-    log: &'a Map<String, Value>,
 }
 
 impl<'a> TraceView<'a> {
@@ -317,7 +307,6 @@ fn timeline<'a>(
             items.push((
                 at,
                 TimelineItem::Event(EventItem {
-                    kind: "event",
                     time: rfc3339(at),
                     time_ns: at,
                     span_id: &s.span_id,
@@ -330,7 +319,7 @@ fn timeline<'a>(
     }
     for log in logs {
         let at = log.get("time_ns").and_then(Value::as_i64).unwrap_or(0);
-        items.push((at, TimelineItem::Log(LogItem { kind: "log", log })));
+        items.push((at, TimelineItem::Log(log)));
     }
     items.sort_by_key(|(at, _)| *at);
     items.into_iter().map(|(_, v)| v).collect()
@@ -365,4 +354,34 @@ async fn linked_from(
             Value::Object(o)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeline_interleaves_shown_spans_events_and_logs_by_time_each_typed() {
+        let span = |id: &str, event_at: i64| Span {
+            span_id: id.into(),
+            service_name: "payment".into(),
+            start_ns: 100,
+            events: vec![json!({"time_unix_nano": event_at, "name": "retry", "attributes": {}})],
+            ..Span::default()
+        };
+        let spans = [span("a", 300), span("b", 150)];
+        let log: Map<String, Value> =
+            serde_json::from_value(json!({"time_ns": 200, "body": "declined"})).unwrap();
+        // Only span a is on the page.
+        let items = timeline(&spans, &[(0, 0)], std::slice::from_ref(&log));
+        let got = serde_json::to_value(&items).unwrap();
+        assert_eq!(
+            got,
+            json!([
+                {"type": "log", "time_ns": 200, "body": "declined"},
+                {"type": "event", "time": rfc3339(300), "time_ns": 300, "span_id": "a",
+                 "service": "payment", "name": "retry", "attributes": {}},
+            ])
+        );
+    }
 }
