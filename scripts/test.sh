@@ -24,4 +24,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 
-cargo test --workspace --all-targets "$@"
+# --no-fail-fast: a red run reports every failing test binary, not only the first.
+cargo test --workspace --all-targets --no-fail-fast "$@"

@@ -15,9 +15,10 @@ use vigil_store::units::{ByteSize, HumanDuration};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
-    /// Memory Vigil may use for data in flight and in its in-memory tail. Requests beyond it are
-    /// refused with OTLP's retryable codes. 25% goes to requests being decoded, 30% to the tail
-    /// (which is flushed to Parquet early once it reaches 8%).
+    /// Memory Vigil may use for data in flight, in its in-memory tail and for writing Parquet.
+    /// Requests beyond it are refused with OTLP's retryable codes. 25% goes to requests being
+    /// decoded, 30% to the tail (which is flushed to Parquet early once it reaches 8%), 10% to
+    /// the file being written by a flush or compaction. Queries are not counted yet.
     pub memory_limit: ByteSize,
 }
 
@@ -137,6 +138,7 @@ impl VigilConfig {
         let budget = self.limits.memory_limit.0;
         self.store.tail_limit = ByteSize(budget / 10 * 3);
         self.store.flush_size = ByteSize(budget / 100 * 8);
+        self.store.write_memory = ByteSize(budget / 10);
     }
 }
 

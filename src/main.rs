@@ -1,6 +1,7 @@
 //! The `vigil` command: wires the library crates into `serve`, `query`, `bench`, `demo`,
 //! `load`, `chaos`, `rules` and `nab`.
 
+mod allocator;
 mod api_client;
 mod bench;
 mod chaos;

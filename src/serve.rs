@@ -132,6 +132,7 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
         Arc::new(move |out: &mut String| rule_status.status().render(out)),
         Arc::new(move |out: &mut String| detector_status.status().render(out)),
         Arc::new(move |out: &mut String| delivery_status.delivery().render(out)),
+        Arc::new(crate::allocator::render_metrics),
     ];
     let api = vigil_dashboards::router(ApiState {
         store: store.clone(),

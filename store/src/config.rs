@@ -77,6 +77,11 @@ pub struct StoreConfig {
     /// Refuse new writes (retryably) while the tail holds more than this (derived from `[limits] memory_limit`).
     #[serde(skip)]
     pub tail_limit: ByteSize,
+    /// Memory one file write (a flush's or a compaction's) may use beyond the rows it writes:
+    /// the chunk of rows being put in order and the row group being encoded (derived from
+    /// `[limits] memory_limit`). Compaction also reads at most this much decoded input per merge.
+    #[serde(skip)]
+    pub write_memory: ByteSize,
     /// Rows per Parquet row group. Each row group has its own bloom filters, so smaller
     /// groups let a search for a rare value (one user's id) read less; larger ones cost less
     /// metadata per row.
@@ -96,6 +101,7 @@ impl Default for StoreConfig {
             flush_interval: HumanDuration(Duration::from_secs(60)),
             flush_size: ByteSize(64 << 20),
             tail_limit: ByteSize(256 << 20),
+            write_memory: ByteSize(32 << 20),
             row_group_rows: 16 * 1024,
             retention_age: HumanDuration(Duration::from_secs(7 * 86_400)),
             retention_size: ByteSize(100 << 30),

@@ -1,11 +1,13 @@
-//! The store's counters in Prometheus text format.
+//! The store's counters in Prometheus text format, and the helper that writes one metric.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use crate::{Signal, Store};
 
-fn series(out: &mut String, name: &str, kind: &str, help: &str, values: &[(&str, f64)]) {
+/// Writes one metric: its `HELP` and `TYPE` lines, then a sample per `(labels, value)`, where
+/// `labels` is empty or a rendered `{k="v",...}`.
+pub fn series(out: &mut String, name: &str, kind: &str, help: &str, values: &[(&str, f64)]) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for (labels, v) in values {
         let _ = writeln!(out, "{name}{labels} {v}");

@@ -1,7 +1,7 @@
 //! Parquet segment files: how a flush writes them and how start-up finds them again.
 //!
 //! Layout: `parquet/<signal>/<YYYY-MM-DD>/<HH>/<wal segment>.parquet`. Each file holds one
-//! signal's rows of one hour, sorted by service then time, laid out as [`crate::parquet_layout`] says. Its key-value metadata records the time
+//! signal's rows of one hour, sorted by service then time ([`crate::sorted_write`]), laid out as [`crate::parquet_layout`] says. Its key-value metadata records the time
 //! bounds and the last WAL segment it covers, which is what lets start-up skip WAL records
 //! that already reached Parquet.
 
@@ -11,11 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::Int64Array;
-use arrow::array::{RecordBatch, UInt32Array};
+use arrow::array::RecordBatch;
+use arrow::compute::filter_record_batch;
 use arrow::compute::kernels::cmp::eq;
-use arrow::compute::{
-    SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch,
-};
 use arrow::datatypes::SchemaRef;
 use chrono::DateTime;
 use parquet::arrow::ArrowWriter;
@@ -26,7 +24,8 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use crate::Signal;
 use crate::catalog::{SegmentFile, time_column};
 use crate::error::{Result, StoreError};
-use crate::schema::{SERVICE_NAME, TIME, schema};
+use crate::schema::schema;
+use crate::sorted_write::write_sorted;
 use crate::writer::sync_dir;
 
 const HOUR_NS: i64 = 3_600_000_000_000;
@@ -68,17 +67,13 @@ pub fn split_by_hour(batch: &RecordBatch) -> Result<Vec<(i64, RecordBatch)>> {
         .collect()
 }
 
-/// All rows of `batches`, sorted by service then time.
-fn sort_by_service_then_time(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
-    let batch = concat_batches(schema, batches)?;
-    let key = |name: &str| -> Result<SortColumn> {
-        Ok(SortColumn {
-            values: batch.column(schema.index_of(name)?).clone(),
-            options: None,
-        })
-    };
-    let order: UInt32Array = lexsort_to_indices(&[key(SERVICE_NAME)?, key(TIME)?], None)?;
-    Ok(take_record_batch(&batch, &order)?)
+/// Where and how [`write_hour`] writes a file.
+#[derive(Debug, Clone, Copy)]
+pub struct FileLayout {
+    /// Rows per row group.
+    pub row_group_rows: usize,
+    /// Memory the write may use beyond its input rows (see [`crate::sorted_write`]).
+    pub working_bytes: usize,
 }
 
 /// Writes one signal's rows of one hour, all from WAL segments `<= wal_segment`, as a new file.
@@ -90,12 +85,15 @@ pub fn write_hour(
     hour: i64,
     wal_segment: u64,
     batches: &[RecordBatch],
-    row_group_rows: usize,
+    layout: FileLayout,
     replaces: &[String],
 ) -> Result<SegmentFile> {
     let table_schema = schema(signal);
-    let batch = sort_by_service_then_time(&table_schema, batches)?;
-    let (min_time, max_time) = crate::catalog::time_bounds(&batch).unwrap_or((0, 0));
+    let (min_time, max_time) = batches
+        .iter()
+        .filter_map(crate::catalog::time_bounds)
+        .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
+        .unwrap_or((0, 0));
     let dir = hour_dir(root, signal, hour);
     let stem = if replaces.is_empty() {
         format!("{wal_segment:020}")
@@ -107,36 +105,42 @@ pub fn write_hour(
     };
     let path = dir.join(format!("{stem}.parquet"));
     if signal == Signal::Spans {
-        crate::rollup::sidecar::write(&path, std::slice::from_ref(&batch))?;
+        crate::rollup::sidecar::write(&path, batches)?;
     }
-    let props =
-        crate::parquet_layout::apply(WriterProperties::builder(), &table_schema, row_group_rows)?
-            .set_key_value_metadata(Some(vec![
-                KeyValue::new(META_MIN.to_string(), min_time.to_string()),
-                KeyValue::new(META_MAX.to_string(), max_time.to_string()),
-                KeyValue::new(META_SEGMENT.to_string(), wal_segment.to_string()),
-                KeyValue::new(META_REPLACES.to_string(), replaces.join(",")),
-            ]))
-            .build();
-    let bytes = write_parquet(&path, table_schema, props, &batch)?;
+    let props = crate::parquet_layout::apply(
+        WriterProperties::builder(),
+        &table_schema,
+        layout.row_group_rows,
+    )?
+    .set_key_value_metadata(Some(vec![
+        KeyValue::new(META_MIN.to_string(), min_time.to_string()),
+        KeyValue::new(META_MAX.to_string(), max_time.to_string()),
+        KeyValue::new(META_SEGMENT.to_string(), wal_segment.to_string()),
+        KeyValue::new(META_REPLACES.to_string(), replaces.join(",")),
+    ]))
+    .build();
+    let bytes = write_parquet(&path, table_schema.clone(), props, |writer| {
+        write_sorted(writer, &table_schema, batches, layout.working_bytes)
+    })?;
     Ok(SegmentFile {
         path,
         min_time,
         max_time,
-        rows: batch.num_rows() as u64,
+        rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
         bytes,
         hour,
         wal_segment,
     })
 }
 
-/// Writes `batch` as a Parquet file at `path` (creating its directory): through a `.tmp`
-/// file, synced and renamed, so the file is either whole or absent. Returns its size.
+/// Writes a Parquet file at `path` (creating its directory) with what `rows` writes to it:
+/// through a `.tmp` file, synced and renamed, so the file is either whole or absent. Returns
+/// its size.
 pub(crate) fn write_parquet(
     path: &Path,
     schema: SchemaRef,
     props: WriterProperties,
-    batch: &RecordBatch,
+    rows: impl FnOnce(&mut ArrowWriter<File>) -> Result<()>,
 ) -> Result<u64> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)
@@ -147,7 +151,7 @@ pub(crate) fn write_parquet(
     let file =
         File::create(&tmp).map_err(|e| StoreError::io(format!("creating {}", tmp.display()), e))?;
     let mut writer = ArrowWriter::try_new(file, schema, Some(props))?;
-    writer.write(batch)?;
+    rows(&mut writer)?;
     let file = writer.into_inner()?;
     file.sync_all()
         .map_err(|e| StoreError::io(format!("fsync of {}", tmp.display()), e))?;

@@ -18,7 +18,7 @@ use crate::catalog::{Catalog, SegmentFile, TailEntry};
 use crate::compaction::{self, CompactionReport};
 use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
-use crate::parquet_files::{self, split_by_hour};
+use crate::parquet_files::{self, FileLayout, split_by_hour};
 use crate::table::SignalTable;
 use crate::wal::{self, encode_record, list_segments, read_segment, segment_path};
 use crate::writer::{Command, WalStats, Writer};
@@ -335,7 +335,7 @@ impl Store {
                     hour,
                     segment,
                     &batches,
-                    self.inner.config.row_group_rows,
+                    self.layout(),
                     &[],
                 )?;
                 report.rows += file.rows;
@@ -392,11 +392,17 @@ impl Store {
         removed.len()
     }
 
-    /// Merges small files of finished hours (see [`crate::compaction`]); reads at most a few
-    /// percent of the memory budget at a time.
+    fn layout(&self) -> FileLayout {
+        FileLayout {
+            row_group_rows: self.inner.config.row_group_rows,
+            working_bytes: self.inner.config.write_memory.0 as usize,
+        }
+    }
+
+    /// Merges small files of finished hours (see [`crate::compaction`]), reading at most
+    /// `write_memory` of decoded rows per merge.
     pub fn compact(&self) -> Result<CompactionReport> {
         let config = &self.inner.config;
-        let max_input = (config.tail_limit.0 / 8).max(8 << 20);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -404,8 +410,7 @@ impl Store {
         let report = compaction::compact(
             &self.inner.catalog,
             &self.inner.parquet_dir,
-            config.row_group_rows,
-            max_input,
+            self.layout(),
             now,
             config.flush_interval.0.as_nanos() as i64,
         )?;

@@ -12,6 +12,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, TimeUnit};
 use vigil_store::parquet_files::files_under;
+use vigil_store::units::ByteSize;
 use vigil_store::{Signal, Store, StoreConfig, schema::schema};
 
 const HOUR: i64 = 3_600_000_000_000;
@@ -311,6 +312,40 @@ async fn compaction_merges_a_finished_hour_and_a_crash_never_double_counts() {
     assert_eq!(count(&store, "SELECT count(*) FROM spans").await, 10);
     assert_eq!(rolled_up(&store).await, 10);
     store.close();
+}
+
+#[tokio::test]
+async fn compaction_reads_no_more_decoded_rows_per_merge_than_its_memory_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let past = now_ns() - 3 * HOUR;
+    let store = Store::open(config(dir.path())).unwrap();
+    for i in 0..4 {
+        let times: Vec<i64> = (0..5000).map(|t| past + i * 5000 + t).collect();
+        store
+            .append(Signal::Spans, batch(Signal::Spans, "s", &times))
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+    }
+    let files = store.catalog().files();
+    let decoded: usize = vigil_store::parquet_files::read_all(&files[0].1)
+        .unwrap()
+        .iter()
+        .map(|b| b.get_array_memory_size())
+        .sum();
+    assert!(files.iter().all(|(_, f)| (f.bytes as usize) < decoded));
+    store.close();
+    // Room for one file and a half: each merge takes the file that reaches the bound and stops.
+    let store = Store::open(StoreConfig {
+        write_memory: ByteSize((decoded * 3 / 2) as u64),
+        ..config(dir.path())
+    })
+    .unwrap();
+    let report = store.compact().unwrap();
+    assert_eq!((report.inputs, report.outputs), (4, 2));
+    assert_eq!(store.catalog().files().len(), 2);
+    assert_eq!(count(&store, "SELECT count(*) FROM spans").await, 20_000);
+    assert_eq!(rolled_up(&store).await, 20_000);
 }
 
 #[tokio::test]

@@ -45,7 +45,7 @@ pub fn write(spans_file: &Path, spans: &[RecordBatch]) -> Result<()> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .build();
-    write_parquet(&path, schema(), props, &batch)?;
+    write_parquet(&path, schema(), props, |writer| Ok(writer.write(&batch)?))?;
     Ok(())
 }
 
