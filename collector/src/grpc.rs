@@ -86,7 +86,7 @@ impl<R: GrpcExport> Decoder for AdmittingDecoder<R> {
     type Item = Admitted<R>;
     type Error = Status;
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Admitted<R>>, Status> {
-        let admission = self.ingest.admit(buf.remaining()).map_err(|err| {
+        let admission = self.ingest.admit::<R>(buf.remaining()).map_err(|err| {
             self.ingest.refused(R::SIGNAL, Transport::Grpc, &err);
             err.to_grpc_status()
         })?;

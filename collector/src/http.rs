@@ -178,10 +178,10 @@ async fn handle<R: ExportRequest>(
     let result = async {
         enc = encoding(&headers)?;
         let hinted = content_length(&headers).unwrap_or(0);
-        let first = state.ingest.admit(hinted.min(limit))?;
+        let first = state.ingest.admit::<R>(hinted.min(limit))?;
         let bytes = read_body(&headers, body.take().unwrap_or_default(), limit).await?;
         let _more = (bytes.len() > hinted)
-            .then(|| state.ingest.admit(bytes.len() - hinted))
+            .then(|| state.ingest.admit::<R>(bytes.len() - hinted))
             .transpose()?;
         let req = decode::<R>(&bytes, enc)?;
         drop(bytes);

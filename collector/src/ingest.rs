@@ -24,8 +24,6 @@ use crate::convert::{self, Converted, CorrelationIndex};
 use crate::error::{IngestError, RETRY_AFTER};
 use crate::stats::{IngestStats, Transport};
 
-/// How much memory a decoded request is assumed to take per byte of its protobuf encoding.
-pub const DECODED_BYTES_PER_WIRE_BYTE: usize = 8;
 const PERMIT_UNIT: usize = 1024;
 const CORRELATION_MEMORY: usize = 200_000;
 
@@ -37,6 +35,10 @@ pub trait ExportRequest: prost::Message + Default + DeserializeOwned + Send + 's
     const SIGNAL: Signal;
     /// What its items are called in messages.
     const ITEMS: &'static str;
+    /// Memory reserved per byte of its protobuf encoding before it is decoded: enough for the
+    /// wire bytes, the decoded request, its Arrow batch and its WAL record at once
+    /// (`collector/tests/reservation.rs` measures this on exporters' typical payloads).
+    const BYTES_PER_WIRE_BYTE: usize;
     /// Converts to Arrow, using and updating the correlation index.
     fn convert(&self, index: &Mutex<CorrelationIndex>) -> Result<Converted, ArrowError>;
     /// A response carrying OTLP partial success.
@@ -51,6 +53,8 @@ impl ExportRequest for ExportTraceServiceRequest {
     type Response = ExportTraceServiceResponse;
     const SIGNAL: Signal = Signal::Spans;
     const ITEMS: &'static str = "spans";
+    // Measured: 7.3 for SDK spans with 20 attributes and an event, 6.1 with one 400-byte one.
+    const BYTES_PER_WIRE_BYTE: usize = 10;
     fn convert(&self, index: &Mutex<CorrelationIndex>) -> Result<Converted, ArrowError> {
         convert::convert_traces(self, &mut lock(index))
     }
@@ -70,6 +74,8 @@ impl ExportRequest for ExportLogsServiceRequest {
     type Response = ExportLogsServiceResponse;
     const SIGNAL: Signal = Signal::Logs;
     const ITEMS: &'static str = "log records";
+    // Measured: 8.1 for records with a sentence of body and five attributes.
+    const BYTES_PER_WIRE_BYTE: usize = 10;
     fn convert(&self, index: &Mutex<CorrelationIndex>) -> Result<Converted, ArrowError> {
         convert::convert_logs(self, &lock(index))
     }
@@ -89,6 +95,9 @@ impl ExportRequest for ExportMetricsServiceRequest {
     type Response = ExportMetricsServiceResponse;
     const SIGNAL: Signal = Signal::Metrics;
     const ITEMS: &'static str = "data points";
+    // Measured: 19.5 for gauge points with three attributes: every point becomes a row that
+    // repeats its metric's name, unit and resource.
+    const BYTES_PER_WIRE_BYTE: usize = 24;
     fn convert(&self, _index: &Mutex<CorrelationIndex>) -> Result<Converted, ArrowError> {
         convert::convert_metrics(self)
     }
@@ -138,8 +147,8 @@ impl Ingest {
         &self.stats
     }
 
-    /// Reserves memory for a request of `wire_bytes`, or refuses retryably when the budget is spent.
-    pub fn admit(&self, wire_bytes: usize) -> Result<Admission, IngestError> {
+    /// Reserves memory for an `R` of `wire_bytes`, or refuses retryably when the budget is spent.
+    pub fn admit<R: ExportRequest>(&self, wire_bytes: usize) -> Result<Admission, IngestError> {
         if self.store.is_over_budget() {
             return Err(IngestError::Exhausted {
                 reason:
@@ -148,7 +157,7 @@ impl Ingest {
                 retry_after: RETRY_AFTER,
             });
         }
-        let units = (wire_bytes.saturating_mul(DECODED_BYTES_PER_WIRE_BYTE) / PERMIT_UNIT)
+        let units = (wire_bytes.saturating_mul(R::BYTES_PER_WIRE_BYTE) / PERMIT_UNIT)
             .clamp(1, self.budget_units);
         let units = u32::try_from(units).unwrap_or(u32::MAX);
         match self.budget.clone().try_acquire_many_owned(units) {
