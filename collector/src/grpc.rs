@@ -124,8 +124,7 @@ impl<R: GrpcExport> UnaryService<Admitted<R>> for ExportMethod<R> {
         let ingest = self.ingest.clone();
         Box::pin(async move {
             let Admitted { request, admission } = request.into_inner();
-            let result = ingest.export(request, Transport::Grpc).await;
-            drop(admission);
+            let result = ingest.export(request, admission, Transport::Grpc).await;
             result.map(Response::new).map_err(|err| {
                 ingest.refused(R::SIGNAL, Transport::Grpc, &err);
                 err.to_grpc_status()

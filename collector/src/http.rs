@@ -178,16 +178,14 @@ async fn handle<R: ExportRequest>(
     let result = async {
         enc = encoding(&headers)?;
         let hinted = content_length(&headers).unwrap_or(0);
-        let first = state.ingest.admit::<R>(hinted.min(limit))?;
+        let mut admission = state.ingest.admit::<R>(hinted.min(limit))?;
         let bytes = read_body(&headers, body.take().unwrap_or_default(), limit).await?;
-        let _more = (bytes.len() > hinted)
-            .then(|| state.ingest.admit::<R>(bytes.len() - hinted))
-            .transpose()?;
+        if bytes.len() > hinted {
+            admission.merge(state.ingest.admit::<R>(bytes.len() - hinted)?);
+        }
         let req = decode::<R>(&bytes, enc)?;
         drop(bytes);
-        let response = state.ingest.export(req, Transport::Http).await;
-        drop(first);
-        response
+        state.ingest.export(req, admission, Transport::Http).await
     }
     .await;
     if let Some(unread) = body {

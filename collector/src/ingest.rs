@@ -25,6 +25,9 @@ use crate::error::{IngestError, RETRY_AFTER};
 use crate::stats::{IngestStats, Transport};
 
 const PERMIT_UNIT: usize = 1024;
+/// Reserved per byte a request's rows repeat from their resource, scope or metric: the
+/// batch's builders may hold up to twice what they wrote, and the WAL record once more.
+pub const REPEATED_RESERVATION: usize = 3;
 const CORRELATION_MEMORY: usize = 200_000;
 
 /// One OTLP export request type and its response.
@@ -41,6 +44,8 @@ pub trait ExportRequest: prost::Message + Default + DeserializeOwned + Send + 's
     const BYTES_PER_WIRE_BYTE: usize;
     /// Converts to Arrow, using and updating the correlation index.
     fn convert(&self, index: &Mutex<CorrelationIndex>) -> Result<Converted, ArrowError>;
+    /// Bytes its rows repeat from their resource, scope or metric ([`convert::repeated`]).
+    fn repeated_bytes(&self) -> usize;
     /// A response carrying OTLP partial success.
     fn response(rejected: i64, message: String) -> Self::Response;
 }
@@ -57,6 +62,9 @@ impl ExportRequest for ExportTraceServiceRequest {
     const BYTES_PER_WIRE_BYTE: usize = 10;
     fn convert(&self, index: &Mutex<CorrelationIndex>) -> Result<Converted, ArrowError> {
         convert::convert_traces(self, &mut lock(index))
+    }
+    fn repeated_bytes(&self) -> usize {
+        convert::repeated::traces(self)
     }
     fn response(rejected: i64, message: String) -> Self::Response {
         ExportTraceServiceResponse {
@@ -79,6 +87,9 @@ impl ExportRequest for ExportLogsServiceRequest {
     fn convert(&self, index: &Mutex<CorrelationIndex>) -> Result<Converted, ArrowError> {
         convert::convert_logs(self, &lock(index))
     }
+    fn repeated_bytes(&self) -> usize {
+        convert::repeated::logs(self)
+    }
     fn response(rejected: i64, message: String) -> Self::Response {
         ExportLogsServiceResponse {
             partial_success: (rejected > 0 || !message.is_empty()).then_some(
@@ -100,6 +111,9 @@ impl ExportRequest for ExportMetricsServiceRequest {
     const BYTES_PER_WIRE_BYTE: usize = 24;
     fn convert(&self, _index: &Mutex<CorrelationIndex>) -> Result<Converted, ArrowError> {
         convert::convert_metrics(self)
+    }
+    fn repeated_bytes(&self) -> usize {
+        convert::repeated::metrics(self)
     }
     fn response(rejected: i64, message: String) -> Self::Response {
         ExportMetricsServiceResponse {
@@ -126,7 +140,14 @@ pub struct Ingest {
 /// Memory reserved for one request until it is answered.
 #[derive(Debug)]
 pub struct Admission {
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
+}
+
+impl Admission {
+    /// Adds `other`'s reservation to this one.
+    pub fn merge(&mut self, other: Admission) {
+        self.permit.merge(other.permit);
+    }
 }
 
 impl Ingest {
@@ -157,11 +178,15 @@ impl Ingest {
                 retry_after: RETRY_AFTER,
             });
         }
-        let units = (wire_bytes.saturating_mul(R::BYTES_PER_WIRE_BYTE) / PERMIT_UNIT)
-            .clamp(1, self.budget_units);
+        self.reserve(wire_bytes.saturating_mul(R::BYTES_PER_WIRE_BYTE))
+    }
+
+    /// Reserves `bytes` of the in-flight budget (all of it at most), or refuses retryably.
+    fn reserve(&self, bytes: usize) -> Result<Admission, IngestError> {
+        let units = (bytes / PERMIT_UNIT).clamp(1, self.budget_units);
         let units = u32::try_from(units).unwrap_or(u32::MAX);
         match self.budget.clone().try_acquire_many_owned(units) {
-            Ok(permit) => Ok(Admission { _permit: permit }),
+            Ok(permit) => Ok(Admission { permit }),
             Err(_) => Err(IngestError::Exhausted {
                 reason: "the memory budget for requests in flight is spent".into(),
                 retry_after: RETRY_AFTER,
@@ -169,12 +194,20 @@ impl Ingest {
         }
     }
 
-    /// Converts and durably stores `req`; the response reports partial success.
+    /// Converts and durably stores `req`, admitted with `admission`; the response reports
+    /// partial success. Before converting, the reservation grows by what the rows will repeat
+    /// from their resource, scope or metric ([`REPEATED_RESERVATION`] times), or the request
+    /// is refused retryably.
     pub async fn export<R: ExportRequest>(
         &self,
         req: R,
+        mut admission: Admission,
         transport: Transport,
     ) -> Result<R::Response, IngestError> {
+        let repeated = req.repeated_bytes();
+        if repeated > 0 {
+            admission.merge(self.reserve(repeated.saturating_mul(REPEATED_RESERVATION))?);
+        }
         let mut converted = req
             .convert(&self.correlation)
             .map_err(|e| IngestError::Internal(e.to_string()))?;
@@ -189,6 +222,7 @@ impl Ingest {
         }
         self.stats
             .record_export(R::SIGNAL, transport, converted.received, converted.rejected);
+        drop(admission);
         Ok(R::response(
             converted.rejected as i64,
             converted.message(R::ITEMS),

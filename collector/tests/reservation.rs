@@ -25,7 +25,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::Event;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use vigil_collector::convert::CorrelationIndex;
-use vigil_collector::ingest::ExportRequest;
+use vigil_collector::ingest::{ExportRequest, REPEATED_RESERVATION};
 use vigil_store::wal::encode_record;
 
 #[global_allocator]
@@ -49,6 +49,39 @@ fn resource(service: &str) -> Option<Resource> {
             kv("host.name", "node-3"),
             kv("telemetry.sdk.language", "rust"),
         ],
+        ..Default::default()
+    })
+}
+
+/// A resource as Kubernetes resource detectors describe a pod: 20 attributes.
+fn k8s_resource() -> Option<Resource> {
+    let names = [
+        "service.name",
+        "service.namespace",
+        "service.version",
+        "service.instance.id",
+        "k8s.cluster.name",
+        "k8s.namespace.name",
+        "k8s.node.name",
+        "k8s.pod.name",
+        "k8s.pod.uid",
+        "k8s.deployment.name",
+        "k8s.replicaset.name",
+        "k8s.container.name",
+        "container.id",
+        "container.image.name",
+        "container.image.tag",
+        "host.name",
+        "host.arch",
+        "os.type",
+        "process.runtime.name",
+        "telemetry.sdk.version",
+    ];
+    Some(Resource {
+        attributes: names
+            .iter()
+            .map(|n| kv(n, &format!("{n}-7f9c4d5b8-x2x4q")))
+            .collect(),
         ..Default::default()
     })
 }
@@ -156,10 +189,14 @@ fn sdk_logs(n: usize) -> ExportLogsServiceRequest {
 fn handle<R: ExportRequest>(what: &str, wire: &[u8]) -> (usize, usize) {
     let index = Mutex::new(CorrelationIndex::new(200_000));
     let base = ALLOC.allocated() - wire.len();
-    let reserved = wire.len() * R::BYTES_PER_WIRE_BYTE;
-    eprintln!("{what}: {} wire bytes, {reserved} reserved", wire.len());
+    // Admission reserves from the wire size; decoded, the request's repeated bytes are
+    // reserved too before it is converted.
+    let mut reserved = wire.len() * R::BYTES_PER_WIRE_BYTE;
     ALLOC.set_limit(base + reserved).unwrap();
     let decoded = R::decode(wire).unwrap();
+    reserved += REPEATED_RESERVATION * decoded.repeated_bytes();
+    eprintln!("{what}: {} wire bytes, {reserved} reserved", wire.len());
+    ALLOC.set_limit(base + reserved).unwrap();
     let batch = decoded.convert(&index).unwrap().batch.unwrap();
     drop(decoded);
     let record = encode_record(R::SIGNAL, &batch).unwrap();
@@ -168,8 +205,9 @@ fn handle<R: ExportRequest>(what: &str, wire: &[u8]) -> (usize, usize) {
     (reserved, ALLOC.max_allocated() - base)
 }
 
-/// `n` gauge points of one metric, each with three attributes, as a host metrics exporter sends.
-fn sdk_gauge(n: usize) -> ExportMetricsServiceRequest {
+/// `n` gauge points of one metric, each with three attributes, as a host metrics exporter
+/// sends them, under `resource`.
+fn sdk_gauge(n: usize, resource: Option<Resource>) -> ExportMetricsServiceRequest {
     let data_points = (0..n as u64)
         .map(|i| NumberDataPoint {
             time_unix_nano: 1_700_000_000_000_000_000 + i,
@@ -184,7 +222,7 @@ fn sdk_gauge(n: usize) -> ExportMetricsServiceRequest {
         .collect();
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
-            resource: resource("host-agent"),
+            resource,
             scope_metrics: vec![ScopeMetrics {
                 metrics: vec![Metric {
                     name: "system.cpu.utilization".into(),
@@ -217,7 +255,8 @@ fn measure(case: &str) {
     let (wire, (reserved, peak)) = match case {
         "1000 SDK log records" => encoded_and_handled(case, sdk_logs(1000)),
         "512 SDK spans" => encoded_and_handled(case, sdk_spans(512)),
-        "5000 gauge points" => encoded_and_handled(case, sdk_gauge(5000)),
+        "5000 gauge points" => encoded_and_handled(case, sdk_gauge(5000, resource("host-agent"))),
+        "5000 gauge points of a pod" => encoded_and_handled(case, sdk_gauge(5000, k8s_resource())),
         "2000 padded spans" => encoded_and_handled(case, padded_spans(2000)),
         other => panic!("unknown case {other}"),
     };
@@ -242,6 +281,7 @@ fn a_request_reserves_at_least_what_its_handling_allocates() {
         "1000 SDK log records",
         "512 SDK spans",
         "5000 gauge points",
+        "5000 gauge points of a pod",
         "2000 padded spans",
     ] {
         let out = Command::new(std::env::current_exe().unwrap())

@@ -9,6 +9,7 @@ pub mod correlation;
 mod json;
 mod logs;
 mod metrics;
+pub mod repeated;
 mod spans;
 pub mod values;
 
