@@ -187,6 +187,18 @@ async fn overload_is_refused_retryably_within_the_memory_budget() {
 
     let acked = acked.lock().unwrap().clone();
     tokio::task::block_in_place(|| {
+        // Every refusal a client saw is counted once in /metrics.
+        let (_, metrics) = common::web::get_text(&format!("http://{}/metrics", vigil.api));
+        let counted: f64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("vigil_ingest_requests_refused_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert_eq!(
+            counted as u64,
+            refused + tally.grpc_refused.load(Ordering::Relaxed),
+            "refused requests in /metrics"
+        );
         let stored = vigil.count("SELECT count(*) FROM spans WHERE service_name LIKE 'overload-%'");
         assert_eq!(
             stored,

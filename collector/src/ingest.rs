@@ -215,10 +215,10 @@ impl Ingest {
         if let Some(batch) = converted.batch.take()
             && let Err(e) = self.store.append(R::SIGNAL, batch).await
         {
-            let err = IngestError::from(e);
+            // The transport records the refusal itself ([`Ingest::refused`]).
             self.stats
-                .record_refusal(R::SIGNAL, transport, err.reason_label(), converted.received);
-            return Err(err);
+                .record_received(R::SIGNAL, transport, converted.received);
+            return Err(IngestError::from(e));
         }
         self.stats
             .record_export(R::SIGNAL, transport, converted.received, converted.rejected);
@@ -229,10 +229,10 @@ impl Ingest {
         ))
     }
 
-    /// Records a request refused before conversion.
+    /// Records a refused request; the transports call it once for every refusal.
     pub fn refused(&self, signal: Signal, transport: Transport, err: &IngestError) {
         self.stats
-            .record_refusal(signal, transport, err.reason_label(), 0);
+            .record_refusal(signal, transport, err.reason_label());
         tracing::debug!(%signal, ?transport, error = %err, "refused export request");
     }
 }

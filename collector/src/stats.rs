@@ -68,12 +68,17 @@ impl IngestStats {
             .fetch_add(received - rejected.min(received), Ordering::Relaxed);
     }
 
-    /// Records a refused request (`items` is 0 when it could not be decoded).
-    pub fn record_refusal(&self, signal: Signal, transport: Transport, reason: &str, items: u64) {
-        let c = self.cell(signal, transport);
-        c.received.fetch_add(items, Ordering::Relaxed);
+    /// Records the items of a request that was decoded and then refused as a whole.
+    pub fn record_received(&self, signal: Signal, transport: Transport, items: u64) {
+        self.cell(signal, transport)
+            .received
+            .fetch_add(items, Ordering::Relaxed);
+    }
+
+    /// Records a refused request, once per request whatever stage refused it.
+    pub fn record_refusal(&self, signal: Signal, transport: Transport, reason: &str) {
         if let Some(i) = REASONS.iter().position(|r| *r == reason) {
-            c.refused_requests[i].fetch_add(1, Ordering::Relaxed);
+            self.cell(signal, transport).refused_requests[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 
