@@ -1,8 +1,8 @@
 //! Compaction: merges the many small files that frequent flushes leave in a finished hour into
 //! fewer large ones, so queries open fewer files and read longer row groups.
 //!
-//! Memory is bounded: one merge reads at most the write bound of Parquet files and of decoded
-//! rows (plus the file that crosses it), and writes within that bound too. The merged file
+//! Memory is bounded: one merge reads at most the write bound of decoded rows (plus the file
+//! that crosses it), and writes within that bound too. The merged file
 //! names the files it replaces in its metadata and is published before they are deleted, so a
 //! crash at any point leaves either the inputs or the output, never both counted.
 
@@ -27,8 +27,8 @@ pub struct CompactionReport {
 
 /// Merges runs of files of the same signal and finished hour. An hour counts as finished
 /// once `now_ns` is past its end by `grace_ns`. A merge reads at most `layout.working_bytes`
-/// of files and of decoded rows (plus the one file that crosses the bound) and writes within
-/// the same bound.
+/// of decoded rows (plus the one file that crosses the bound) and writes within the same
+/// bound; a file larger than the bound on disk is left as it is.
 pub fn compact(
     catalog: &Catalog,
     root: &std::path::Path,
