@@ -26,6 +26,9 @@ use crate::serve;
 /// The rules `vigil demo` evaluates unless rule files are given.
 const SAMPLE_RULES: &str = include_str!("../config/rules/sample-services.yaml");
 
+/// The query the banner suggests trying.
+const EXAMPLE_QUERY: &str = "SELECT service_name, count(*) FROM spans GROUP BY 1";
+
 /// The scripted faults, in the order they are injected (then again from the top).
 fn scenario() -> Vec<(&'static str, Option<&'static str>, FaultKind)> {
     vec![
@@ -156,7 +159,7 @@ async fn services<B: Bus>(
     let gateway = format!("http://{gateway_addr}");
     say(format!("{} gateway={gateway}", running.banner(config)));
     say(format!(
-        "  query:   vigil query --url http://{} \"SELECT service_name, count(*) FROM spans GROUP BY 1\"",
+        "  query:   vigil query --url http://{} \"{EXAMPLE_QUERY}\"",
         running.api_addr
     ));
     say(format!(

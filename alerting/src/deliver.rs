@@ -13,13 +13,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use crate::clock::after;
 use crate::config::AlertingConfig;
 use crate::nflog::IntegrationId;
 use crate::outbox::{Failed, Outbox, Pending};
 use crate::retry::{Backoff, Outcome};
 use crate::send::Sender;
 use crate::sync::lock;
+use vigil_store::query::after;
 
 /// A pending notification as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::alert::{Alert, AlertState, Fingerprint, Labels};
-use crate::clock::after;
 use crate::config::AlertingConfig;
 use crate::inhibit::inhibited;
 use crate::nflog::{IntegrationId, LogEntry, NotificationLog, needs_update};
 use crate::notification::Notification;
 use crate::route::{Route, Timing};
+use vigil_store::alert::{Alert, AlertState, Fingerprint, Labels};
+use vigil_store::query::after;
 
 /// A notification due to one integration, with the log entry it sets.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,8 +5,8 @@
 
 use serde::Deserialize;
 
-use crate::alert::{Alert, AlertState};
 use crate::matcher::{Matcher, all_match, valid_label_name};
+use vigil_store::alert::{Alert, AlertState};
 
 /// One inhibition rule as written.
 #[derive(Debug, Clone, Deserialize)]

@@ -1,8 +1,8 @@
 //! Alert lifecycle, routing, grouping, silences, receivers and durable delivery.
 //!
 //! This crate knows nothing about how an alert was computed: it takes alerts (labels,
-//! annotations, state) and gets them to people exactly as their tools expect: the alert model
-//! (`alert.rs`), state changes kept in the store's `alerts` table (`history.rs`), the
+//! annotations, state: the model in `vigil_store::alert`, which the rule engine shares) and
+//! gets them to people exactly as their tools expect: the
 //! notification configuration (`config.rs`: routing tree in `route.rs`, label matchers in
 //! `matcher.rs`, inhibition in `inhibit.rs`, time intervals in `time_interval.rs`), grouping
 //! and timing (`dispatch.rs`, deduplicated by the notification log in `nflog.rs`), what a
@@ -11,13 +11,10 @@
 //! silences (`silence.rs`), Alertmanager's API v2 alert shape (`postable.rs`), and the running
 //! service that ties them together (`service.rs`) with its HTTP API (`api.rs`).
 
-pub mod alert;
 pub mod api;
-pub mod clock;
 pub mod config;
 pub mod deliver;
 pub mod dispatch;
-pub mod history;
 pub mod inhibit;
 pub mod matcher;
 pub mod nflog;
@@ -36,5 +33,5 @@ pub mod sync;
 mod testing;
 pub mod time_interval;
 
-pub use alert::{Alert, AlertState, Fingerprint, Labels};
 pub use notification::{GroupStatus, Notification};
+pub use vigil_store::alert::{Alert, AlertState, Fingerprint, Labels};

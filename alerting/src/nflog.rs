@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::alert::Fingerprint;
-use crate::clock::after;
+use vigil_store::alert::Fingerprint;
+use vigil_store::query::after;
 
 /// One integration of one receiver: `team/webhook/0`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

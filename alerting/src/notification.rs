@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{Alert, AlertState, Labels};
+use vigil_store::alert::{Alert, AlertState, Labels};
 
 /// Whether a group still has firing alerts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{Alert, AlertState, Fingerprint, Labels};
-use crate::clock::after;
+use vigil_store::alert::{Alert, AlertState, Fingerprint, Labels};
+use vigil_store::query::after;
 
 /// How long a posted alert without `endsAt` stays firing unless posted again
 /// (Alertmanager's `resolve_timeout`).

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::alert::{Alert, AlertState, Fingerprint};
-use crate::clock::after;
+use vigil_store::alert::{Alert, AlertState, Fingerprint};
+use vigil_store::query::after;
 
 /// How long a resolved posted alert stays listed.
 pub const RESOLVED_KEPT: Duration = Duration::from_secs(15 * 60);

@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use vigil_store::units::HumanDuration;
 
-use crate::alert::Labels;
 use crate::matcher::{Matcher, all_match, valid_label_name};
+use vigil_store::alert::Labels;
 
 /// A route as written in the configuration.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -8,7 +8,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 
-use crate::alert::Alert;
 use crate::config::AlertingConfig;
 use crate::deliver::{Delivery, DeliveryStatus};
 use crate::dispatch::Dispatcher;
@@ -18,6 +17,7 @@ use crate::retry::Backoff;
 use crate::send::{Sender, SenderError};
 use crate::silence::{SilenceError, Silences};
 use crate::sync::lock;
+use vigil_store::alert::Alert;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]

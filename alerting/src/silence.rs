@@ -8,10 +8,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::alert::Labels;
-use crate::clock::after;
 use crate::matcher::{MatchOp, Matcher};
 use crate::outbox::{OutboxError, write_atomically};
+use vigil_store::alert::Labels;
+use vigil_store::query::after;
 
 /// Expired silences are forgotten after this long.
 const EXPIRED_KEPT: Duration = Duration::from_secs(5 * 86_400);

@@ -2,15 +2,8 @@
 
 use chrono::DateTime;
 
-use crate::alert::{Alert, AlertState, Fingerprint, Labels};
-
-/// A label set from `(name, value)` pairs.
-pub fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+pub use vigil_store::alert::labels;
+use vigil_store::alert::{Alert, AlertState, Fingerprint, Labels};
 
 /// An alert with these labels in `state`, active since 2023-11-14 22:13:20 UTC, with no
 /// annotations.

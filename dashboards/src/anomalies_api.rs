@@ -8,7 +8,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vigil_detectors::anomaly::runner::DetectorStatus;
-use vigil_detectors::eval::quote;
+use vigil_store::query::{Sql, eq};
+use vigil_store::sql;
 
 use crate::error::ApiError;
 use crate::json::objects;
@@ -44,16 +45,16 @@ pub struct AnomalyFilter {
 }
 
 /// The SQL answering `f`.
-fn query(f: &AnomalyFilter) -> Result<String, ApiError> {
+fn query(f: &AnomalyFilter) -> Result<Sql, ApiError> {
     let window = window(f.start, f.end, Duration::hours(1))?;
-    let mut sql = format!("SELECT * FROM anomalies WHERE {}", window.sql());
+    let mut sql = sql!("SELECT * FROM anomalies WHERE {}", window.sql());
     for (column, value) in [
         ("service_name", &f.service),
         ("operation", &f.operation),
         ("top_feature", &f.feature),
     ] {
         if let Some(v) = value {
-            sql.push_str(&format!(" AND {column} = {}", quote(v)));
+            sql.push(sql!(" AND {}", eq(column, v)));
         }
     }
     if let Some(min) = f.min_score {
@@ -63,10 +64,10 @@ fn query(f: &AnomalyFilter) -> Result<String, ApiError> {
                 "min_score must be between 0 and 1",
             ));
         }
-        sql.push_str(&format!(" AND score >= {min}"));
+        sql.push(sql!(" AND score >= {}", min));
     }
     let limit = f.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
-    sql.push_str(&format!(" ORDER BY time DESC, score DESC LIMIT {limit}"));
+    sql.push(sql!(" ORDER BY time DESC, score DESC LIMIT {}", limit));
     Ok(sql)
 }
 
@@ -103,7 +104,7 @@ pub async fn anomalies(
 ) -> Result<Json<Value>, ApiError> {
     let sql = query(&filter)?;
     let ctx = state.store.session()?;
-    let result = sql::run(&ctx, &sql, MAX_LIMIT, state.config.query_timeout.0).await?;
+    let result = sql::run(&ctx, sql.as_str(), MAX_LIMIT, state.config.query_timeout.0).await?;
     Ok(success(json!({
         "anomalies": objects(&result.batches),
         "detector": status(&state.anomalies.status()),

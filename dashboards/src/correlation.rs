@@ -14,7 +14,8 @@ use chrono::{DateTime, Duration, Utc};
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use vigil_detectors::eval::{Window, quote};
+use vigil_store::query::{self, SpanKind, Sql, Window, eq, list, lit};
+use vigil_store::sql;
 
 use crate::error::ApiError;
 use crate::json::objects;
@@ -81,19 +82,22 @@ async fn linked_traces(
     known: &BTreeSet<String>,
     timeout: StdDuration,
 ) -> Result<BTreeSet<String>, ApiError> {
-    let any_link = known
-        .iter()
-        .map(|t| format!("links LIKE {}", quote(&format!("%{t}%"))))
-        .collect::<Vec<_>>()
-        .join(" OR ");
-    let ids = sql::quoted_list(known);
+    let any_link = Sql::join(
+        known
+            .iter()
+            .map(|t| sql!("links LIKE {}", lit(&format!("%{t}%")))),
+        " OR ",
+    );
     let result = sql::run(
         ctx,
-        &format!(
+        sql!(
             "SELECT DISTINCT trace_id FROM spans WHERE {} AND links <> '[]' \
-             AND trace_id NOT IN ({ids}) AND ({any_link})",
-            w.sql()
-        ),
+             AND trace_id NOT IN ({}) AND ({})",
+            w.sql(),
+            list(known),
+            any_link
+        )
+        .as_str(),
         MAX_SPANS,
         timeout,
     )
@@ -113,11 +117,12 @@ pub async fn stitch(
 ) -> Result<Transaction, ApiError> {
     let seed = sql::run(
         ctx,
-        &format!(
-            "SELECT DISTINCT trace_id FROM spans WHERE {} AND correlation_id = {}",
+        sql!(
+            "SELECT DISTINCT trace_id FROM spans WHERE {} AND {}",
             w.sql(),
-            quote(id)
-        ),
+            eq("correlation_id", id)
+        )
+        .as_str(),
         MAX_SPANS,
         timeout,
     )
@@ -143,10 +148,9 @@ pub async fn stitch(
             hops: Vec::new(),
         });
     }
-    let list = sql::quoted_list(&traces);
     let (mut spans, _) = read(
         ctx,
-        &format!("{} AND trace_id IN ({list})", w.sql()),
+        &sql!("{} AND trace_id IN ({})", w.sql(), list(&traces)),
         MAX_SPANS,
         timeout,
     )
@@ -180,7 +184,10 @@ fn hops(spans: &[Span]) -> Vec<Hop> {
             .to_string()
     };
     let mut out = Vec::new();
-    for c in spans.iter().filter(|s| s.span_kind == "CONSUMER") {
+    for c in spans
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Consumer.as_str())
+    {
         let mut sources: Vec<(&str, &str)> = vec![(c.trace_id.as_str(), c.parent_span_id.as_str())];
         sources.extend(
             c.links
@@ -190,7 +197,7 @@ fn hops(spans: &[Span]) -> Vec<Hop> {
         let Some(p) = sources
             .into_iter()
             .filter_map(|k| by_id.get(&k))
-            .find(|p| p.span_kind == "PRODUCER")
+            .find(|p| p.span_kind == SpanKind::Producer.as_str())
         else {
             continue;
         };
@@ -233,16 +240,17 @@ pub async fn handle(
             ),
         ));
     }
-    let list = sql::quoted_list(&t.trace_ids);
     let logs = sql::run(
         &ctx,
-        &format!(
+        sql!(
             "SELECT CAST(time AS BIGINT) AS time_ns, service_name, trace_id, span_id, \
-             severity_text, body FROM logs WHERE {} AND (correlation_id = {} OR trace_id IN ({list})) \
+             severity_text, body FROM logs WHERE {} AND ({} OR trace_id IN ({})) \
              ORDER BY time",
             w.sql(),
-            quote(&id)
-        ),
+            eq("correlation_id", &id),
+            list(&t.trace_ids)
+        )
+        .as_str(),
         MAX_LOGS,
         timeout,
     )
@@ -288,7 +296,7 @@ pub async fn handle(
         "trace_ids": t.trace_ids,
         "services": services,
         "span_count": t.spans.len(),
-        "error_count": t.spans.iter().filter(|s| s.status_code == "ERROR").count(),
+        "error_count": t.spans.iter().filter(|s| s.status_code == query::StatusCode::Error.as_str()).count(),
         "hops": t.hops,
         "queued_ns": t.hops.iter().map(|h| h.queued_ns.max(0)).sum::<i64>(),
         "timeline": timeline.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),

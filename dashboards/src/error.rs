@@ -49,6 +49,12 @@ impl From<vigil_store::StoreError> for ApiError {
     }
 }
 
+impl From<vigil_store::query::ColumnError> for ApiError {
+    fn from(e: vigil_store::query::ColumnError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
 impl From<vigil_detectors::eval::EvalError> for ApiError {
     fn from(e: vigil_detectors::eval::EvalError) -> Self {
         ApiError::internal(e)

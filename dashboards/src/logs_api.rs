@@ -8,7 +8,8 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use vigil_detectors::eval::quote;
+use vigil_store::query::{Severity, Sql, eq, lit};
+use vigil_store::sql;
 
 use crate::error::ApiError;
 use crate::json::objects;
@@ -41,52 +42,39 @@ pub struct LogQuery {
     pub limit: Option<usize>,
 }
 
-/// The lowest OTLP severity number of a severity name.
-fn severity_number(name: &str) -> Option<i32> {
-    Some(match name.to_ascii_lowercase().as_str() {
-        "trace" => 1,
-        "debug" => 5,
-        "info" => 9,
-        "warn" | "warning" => 13,
-        "error" => 17,
-        "fatal" => 21,
-        _ => return None,
-    })
-}
-
 /// The SQL answering `f`.
-fn query(f: &LogQuery) -> Result<String, ApiError> {
+fn query(f: &LogQuery) -> Result<Sql, ApiError> {
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
     let w = window(f.start, f.end, Duration::hours(1))?;
-    let mut sql = format!(
+    let mut sql = sql!(
         "SELECT CAST(time AS BIGINT) AS time_ns, service_name, severity_text, severity_number, \
          body, trace_id, span_id, correlation_id, attributes FROM logs WHERE {}",
         w.sql()
     );
     for word in f.q.as_deref().unwrap_or("").split_whitespace() {
-        sql.push_str(&format!(
+        sql.push(sql!(
             " AND strpos(lower(body), {}) > 0",
-            quote(&word.to_lowercase())
+            lit(&word.to_lowercase())
         ));
     }
     if let Some(s) = &f.service {
-        sql.push_str(&format!(" AND service_name = {}", quote(s)));
+        sql.push(sql!(" AND {}", eq("service_name", s)));
     }
     if let Some(name) = &f.severity {
-        let n = severity_number(name).ok_or_else(|| {
+        let n = Severity::from_name(name).ok_or_else(|| {
             bad(format!(
                 "severity must be trace, debug, info, warn, error or fatal, got {name:?}"
             ))
         })?;
-        sql.push_str(&format!(" AND severity_number >= {n}"));
+        sql.push(sql!(" AND severity_number >= {}", n));
     }
     if let Some(t) = &f.trace_id {
         let id =
             trace_id(t).ok_or_else(|| bad(format!("trace_id must be 32 hex digits, got {t:?}")))?;
-        sql.push_str(&format!(" AND trace_id = {}", quote(&id)));
+        sql.push(sql!(" AND {}", eq("trace_id", &id)));
     }
     let limit = f.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    sql.push_str(&format!(" ORDER BY time DESC LIMIT {limit}"));
+    sql.push(sql!(" ORDER BY time DESC LIMIT {}", limit));
     Ok(sql)
 }
 
@@ -97,7 +85,7 @@ pub async fn handle(
 ) -> Result<Json<Value>, ApiError> {
     let sql = query(&f)?;
     let ctx = state.store.session()?;
-    let result = sql::run(&ctx, &sql, MAX_LIMIT, state.config.query_timeout.0).await?;
+    let result = sql::run(&ctx, sql.as_str(), MAX_LIMIT, state.config.query_timeout.0).await?;
     let logs: Vec<Value> = objects(&result.batches)
         .into_iter()
         .map(|mut o| {

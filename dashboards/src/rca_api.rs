@@ -8,8 +8,8 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use vigil_detectors::eval::{Window, nanos};
 use vigil_detectors::rca::{RcaWindows, analyse};
+use vigil_store::query::{Window, nanos};
 
 use crate::error::ApiError;
 use crate::state::ApiState;

@@ -14,7 +14,7 @@ use vigil_detectors::features::{Feature, Observation, extract};
 use crate::error::ApiError;
 use crate::state::ApiState;
 use crate::trace::span::rfc3339;
-use crate::window::{previous, window};
+use crate::window::window;
 
 /// Filters of `GET /api/v1/services`.
 #[derive(Debug, Default, Deserialize)]
@@ -48,7 +48,7 @@ pub async fn handle(
     Query(q): Query<RedQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let now = window(q.start, q.end, Duration::minutes(15))?;
-    let before = previous(now);
+    let before = now.previous();
     let ctx = state.store.session()?;
     let keep = |o: &Observation| q.service.as_ref().is_none_or(|s| *s == o.key.service);
     let current: Vec<Observation> = extract(&ctx, now, &[])

@@ -32,15 +32,6 @@ pub struct QueryResult {
     pub truncated: bool,
 }
 
-/// `items` as an SQL list of string literals, for `IN (…)`.
-pub fn quoted_list<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
-    items
-        .into_iter()
-        .map(|i| vigil_detectors::eval::quote(i.as_ref()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Refuses anything but a single SELECT / WITH … SELECT / EXPLAIN.
 pub fn check_read_only(sql: &str) -> Result<(), QueryError> {
     let statements =

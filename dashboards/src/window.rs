@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use vigil_detectors::eval::{Window, nanos};
+use vigil_store::query::{Window, nanos};
 
 use crate::error::ApiError;
 
@@ -25,12 +25,4 @@ pub fn window(
         start: nanos(start),
         end: nanos(end),
     })
-}
-
-/// The window of the same length just before `w`, to compare with.
-pub fn previous(w: Window) -> Window {
-    Window {
-        start: w.start - (w.end - w.start),
-        end: w.start,
-    }
 }

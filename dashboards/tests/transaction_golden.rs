@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 use vigil_dashboards::correlation::stitch;
-use vigil_detectors::eval::Window;
+use vigil_store::query::Window;
 use vigil_store::rows::{SpanRow, spans_batch};
 use vigil_store::{Signal, Store, StoreConfig};
 

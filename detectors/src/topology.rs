@@ -10,7 +10,9 @@ use arrow::array::{Array, Float64Array};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
-use crate::eval::{EvalError, Window, floats, strings, text};
+use crate::eval::EvalError;
+use vigil_store::query::{SpanKind, Sql, StatusCode, Window, floats, strings, text};
+use vigil_store::sql;
 
 /// How long before the window a parent or producer span may have started and still count.
 const LOOKBACK_NS: i64 = 300 * 1_000_000_000;
@@ -54,65 +56,80 @@ pub struct Edge {
     pub lag_p95: Option<f64>,
 }
 
-const AGGREGATES: &str = "count(*) AS n, \
-    sum(CASE WHEN c.status_code = 'ERROR' THEN 1 ELSE 0 END) AS errors, \
+/// The edge figures over caller `p` and callee `c` rows.
+fn aggregates() -> Sql {
+    sql!(
+        "count(*) AS n, \
+    sum(CASE WHEN c.status_code = {} THEN 1 ELSE 0 END) AS errors, \
     approx_percentile_cont(c.duration_ns, 0.5) AS p50, \
     approx_percentile_cont(c.duration_ns, 0.95) AS p95, \
     approx_percentile_cont(c.duration_ns, 0.99) AS p99, \
     approx_percentile_cont(CAST(c.start_ns - p.start_ns AS DOUBLE), 0.5) AS lag_p50, \
-    approx_percentile_cont(CAST(c.start_ns - p.start_ns AS DOUBLE), 0.95) AS lag_p95";
+    approx_percentile_cont(CAST(c.start_ns - p.start_ns AS DOUBLE), 0.95) AS lag_p95",
+        StatusCode::Error
+    )
+}
 
 const CHILD_COLUMNS: &str = "trace_id, parent_span_id, service_name, span_kind, status_code, \
     duration_ns, CAST(time AS BIGINT) AS start_ns";
 
 /// The SQL for edges between instrumented services: parent/child across services, and
 /// consumers in new traces joined to the producer span their first link names.
-fn service_edges_sql(window: Window) -> [String; 2] {
+fn service_edges_sql(window: Window) -> [Sql; 2] {
     let wider = Window {
         start: window.start.saturating_sub(LOOKBACK_NS),
         end: window.end,
     };
-    let parent_child = format!(
+    let parent_child = sql!(
         "SELECT p.service_name AS caller, c.service_name AS callee, \
-         CASE WHEN c.span_kind = 'CONSUMER' THEN 'messaging' ELSE 'call' END AS kind, {AGGREGATES} \
-         FROM (SELECT {CHILD_COLUMNS} FROM spans WHERE {} AND parent_span_id <> '') c \
+         CASE WHEN c.span_kind = {} THEN 'messaging' ELSE 'call' END AS kind, {} \
+         FROM (SELECT {} FROM spans WHERE {} AND parent_span_id <> '') c \
          JOIN (SELECT trace_id, span_id, service_name, CAST(time AS BIGINT) AS start_ns \
                FROM spans WHERE {}) p \
          ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id \
          WHERE c.service_name <> p.service_name GROUP BY 1, 2, 3",
+        SpanKind::Consumer,
+        aggregates(),
+        CHILD_COLUMNS,
         window.sql(),
         wider.sql()
     );
-    let links = format!(
+    let links = sql!(
         "SELECT p.service_name AS caller, c.service_name AS callee, 'messaging' AS kind, \
-         {AGGREGATES} \
-         FROM (SELECT {CHILD_COLUMNS}, \
+         {} \
+         FROM (SELECT {}, \
                  regexp_match(links, '\"trace_id\":\"([0-9a-f]{{32}})\",\"span_id\":\"([0-9a-f]{{16}})\"') AS l \
-               FROM spans WHERE {} AND span_kind = 'CONSUMER' AND links <> '[]') c \
+               FROM spans WHERE {} AND span_kind = {} AND links <> '[]') c \
          JOIN (SELECT trace_id, span_id, service_name, CAST(time AS BIGINT) AS start_ns \
-               FROM spans WHERE {} AND span_kind = 'PRODUCER') p \
+               FROM spans WHERE {} AND span_kind = {}) p \
          ON p.trace_id = c.l[1] AND p.span_id = c.l[2] \
          WHERE c.trace_id <> c.l[1] GROUP BY 1, 2, 3",
+        aggregates(),
+        CHILD_COLUMNS,
         window.sql(),
-        wider.sql()
+        SpanKind::Consumer,
+        wider.sql(),
+        SpanKind::Producer
     );
     [parent_child, links]
 }
 
 /// CLIENT spans naming a `peer.service`: edges to dependencies, instrumented or not.
-fn dependency_edges_sql(window: Window) -> String {
-    format!(
+fn dependency_edges_sql(window: Window) -> Sql {
+    sql!(
         "SELECT c.service_name AS caller, c.peer AS callee, 'call' AS kind, \
-         count(*) AS n, sum(CASE WHEN c.status_code = 'ERROR' THEN 1 ELSE 0 END) AS errors, \
+         count(*) AS n, sum(CASE WHEN c.status_code = {} THEN 1 ELSE 0 END) AS errors, \
          approx_percentile_cont(c.duration_ns, 0.5) AS p50, \
          approx_percentile_cont(c.duration_ns, 0.95) AS p95, \
          approx_percentile_cont(c.duration_ns, 0.99) AS p99, \
          CAST(NULL AS DOUBLE) AS lag_p50, CAST(NULL AS DOUBLE) AS lag_p95 \
          FROM (SELECT service_name, status_code, duration_ns, \
                  attributes['peer.service'] AS peer FROM spans \
-               WHERE {} AND span_kind = 'CLIENT') c \
+               WHERE {} AND span_kind = {}) c \
          WHERE c.peer IS NOT NULL AND c.peer <> '' GROUP BY 1, 2, 3",
-        window.sql()
+        StatusCode::Error,
+        window.sql(),
+        SpanKind::Client
     )
 }
 
@@ -122,12 +139,12 @@ fn seconds(ns: &Float64Array, i: usize) -> Option<f64> {
 
 async fn run(
     ctx: &SessionContext,
-    sql: &str,
+    sql: &Sql,
     window: Window,
     out: &mut BTreeMap<(String, String, EdgeKind), Edge>,
 ) -> Result<(), EvalError> {
     let length = window.seconds().max(f64::MIN_POSITIVE);
-    for b in ctx.sql(sql).await?.collect().await? {
+    for b in ctx.sql(sql.as_str()).await?.collect().await? {
         let (caller, callee, kind) = (
             strings(&b, "caller")?,
             strings(&b, "callee")?,
@@ -195,12 +212,12 @@ pub async fn edges(ctx: &SessionContext, window: Window) -> Result<Vec<Edge>, Ev
         run(ctx, &sql, window, &mut out).await?;
     }
     let services: BTreeSet<String> = {
-        let sql = format!(
+        let sql = sql!(
             "SELECT DISTINCT service_name FROM spans WHERE {}",
             window.sql()
         );
         let mut names = BTreeSet::new();
-        for b in ctx.sql(&sql).await?.collect().await? {
+        for b in ctx.sql(sql.as_str()).await?.collect().await? {
             let col = strings(&b, "service_name")?;
             names.extend((0..b.num_rows()).map(|i| text(&col, i).to_string()));
         }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use vigil_detectors::anomaly::monitor::{Monitor, MonitorConfig};
 use vigil_detectors::anomaly::rng::Rng;
-use vigil_detectors::eval::Window;
 use vigil_detectors::features::{Feature, Observation, SeriesKey};
+use vigil_store::query::Window;
 
 use crate::cli::AnomalyBenchArgs;
 

@@ -10,7 +10,8 @@ use anyhow::{Context, bail};
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 use vigil_collector::convert::CorrelationIndex;
-use vigil_store::{Store, StoreConfig};
+use vigil_store::query::Window;
+use vigil_store::{Store, StoreConfig, sql};
 
 use super::fill::{append, fill};
 use super::payload::large_trace;
@@ -184,12 +185,16 @@ async fn queries(
 
     // An order placed about three hours ago: the searches for it must look past newer files.
     let (_, found) = timed(client.post(format!("{api}/api/v1/sql")).json(&json!({
-        "sql": format!(
-            "SELECT attributes['order.id'] AS id FROM spans WHERE time >= '{}' AND time < '{}' \
+        "sql": sql!(
+            "SELECT attributes['order.id'] AS id FROM spans WHERE {} \
              AND attributes['order.id'] IS NOT NULL LIMIT 1",
-            rfc(now - chrono::Duration::minutes(190)),
-            rfc(now - chrono::Duration::minutes(180))
+            Window::ending(
+                now - chrono::Duration::minutes(180),
+                Duration::from_secs(600)
+            )
+            .sql()
         )
+        .as_str()
     })))
     .await?;
     let Some(order) = found["rows"][0][0].as_str().map(str::to_string) else {

@@ -6,6 +6,7 @@
 //! `append` → WAL record (group commit, fsync per policy) → tail → acknowledgement; a
 //! background flush moves the tail to Parquet and drops the WAL segments it covered.
 
+pub mod alert;
 pub mod attribute_pruning;
 pub mod catalog;
 pub mod compaction;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod metrics;
 pub mod parquet_files;
 mod parquet_layout;
+pub mod query;
 pub mod rollup;
 pub mod rows;
 pub mod schema;

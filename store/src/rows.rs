@@ -11,6 +11,7 @@ use arrow::array::{
 use arrow::error::ArrowError;
 use serde::Deserialize;
 
+use crate::query::StatusCode;
 use crate::schema::schema;
 use crate::signal::Signal;
 
@@ -91,7 +92,7 @@ pub fn spans_batch(rows: &[SpanRow]) -> Result<RecordBatch, ArrowError> {
                 "span_kind" => texts(rows, |r| &r.span_kind),
                 "status_code" => texts(rows, |r| {
                     if r.status_code.is_empty() {
-                        "UNSET"
+                        StatusCode::Unset.as_str()
                     } else {
                         &r.status_code
                     }

@@ -1,4 +1,5 @@
-//! Human-written durations (`250ms`, `30s`, `7d`) and byte sizes (`16MiB`) for configuration.
+//! Human-written durations (`250ms`, `1.5s`, `7d`) and byte sizes (`16MiB`): the one syntax
+//! for configuration, rule files and API parameters.
 
 use std::fmt;
 use std::str::FromStr;
@@ -6,8 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A duration written as whole numbers with units, largest first: `ms`, `s`, `m`, `h`, `d`,
-/// `w`, `y` (e.g. `250ms`, `1h30m`), or `0`.
+/// A duration written as numbers with units, largest first: `ns`, `us` (`µs`), `ms`, `s`, `m`,
+/// `h`, `d`, `w`, `y` (e.g. `250ms`, `1h30m`, `1.5s`), or `0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct HumanDuration(pub Duration);
 
@@ -31,6 +32,8 @@ fn split_number(s: &str) -> (&str, &str) {
 
 impl FromStr for HumanDuration {
     type Err = UnitError;
+    /// The one duration syntax of configuration, rule files and API parameters: numbers with
+    /// units, largest unit first, each unit once (`250ms`, `1h30m`, `1.5s`, `250us`), or `0`.
     fn from_str(input: &str) -> Result<Self, UnitError> {
         let err = |reason| UnitError {
             what: "duration",
@@ -41,48 +44,76 @@ impl FromStr for HumanDuration {
         if text == "0" {
             return Ok(HumanDuration(Duration::ZERO));
         }
-        // Whole numbers with units, largest unit first, each unit once: `90s`, `1h30m`.
-        const UNITS: [(&str, u64); 7] = [
-            ("y", 365 * 86_400_000),
-            ("w", 7 * 86_400_000),
-            ("d", 86_400_000),
-            ("h", 3_600_000),
-            ("m", 60_000),
-            ("s", 1_000),
-            ("ms", 1),
+        if text.is_empty() {
+            return Err(err("empty"));
+        }
+        const UNITS: [(&str, u128); 10] = [
+            ("y", 365 * 86_400_000_000_000),
+            ("w", 7 * 86_400_000_000_000),
+            ("d", 86_400_000_000_000),
+            ("h", 3_600_000_000_000),
+            ("m", 60_000_000_000),
+            ("s", 1_000_000_000),
+            ("ms", 1_000_000),
+            ("us", 1_000),
+            ("µs", 1_000),
+            ("ns", 1),
         ];
         let mut rest = text;
-        let mut millis: u64 = 0;
+        let mut nanos: u128 = 0;
         let mut next_unit = 0;
         while !rest.is_empty() {
-            let digits = rest
-                .find(|c: char| !c.is_ascii_digit())
+            let number = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
                 .unwrap_or(rest.len());
-            let n: u64 = rest[..digits].parse().map_err(|_| {
-                err("expected whole numbers followed by ms, s, m, h, d, w or y, e.g. 1h30m")
-            })?;
-            rest = &rest[digits..];
+            let (whole, fraction) = rest[..number]
+                .split_once('.')
+                .unwrap_or((&rest[..number], ""));
+            let digits_ok = |d: &str| d.chars().all(|c| c.is_ascii_digit());
+            if whole.is_empty() && fraction.is_empty() || !digits_ok(fraction) || fraction.len() > 9
+            {
+                return Err(err(
+                    "expected numbers followed by ns, us, ms, s, m, h, d, w or y, e.g. 1h30m or 1.5s",
+                ));
+            }
+            rest = &rest[number..];
             let letters = rest
-                .find(|c: char| c.is_ascii_digit())
+                .find(|c: char| c.is_ascii_digit() || c == '.')
                 .unwrap_or(rest.len());
             let unit = rest[..letters].trim();
             rest = &rest[letters..];
             let Some(at) = UNITS.iter().position(|(u, _)| *u == unit) else {
-                return Err(err("unknown unit; use ms, s, m, h, d, w or y"));
+                return Err(err("unknown unit; use ns, us, ms, s, m, h, d, w or y"));
             };
-            if at < next_unit {
+            // `us` and `µs` are one unit.
+            let rank = if unit == "µs" { at - 1 } else { at };
+            if rank < next_unit {
                 return Err(err("units go from the largest to the smallest, each once"));
             }
-            next_unit = at + 1;
-            millis = n
-                .checked_mul(UNITS[at].1)
-                .and_then(|v| v.checked_add(millis))
+            next_unit = if unit == "us" { rank + 2 } else { rank + 1 };
+            let scale = UNITS[at].1;
+            let whole: u128 = if whole.is_empty() {
+                0
+            } else {
+                whole.parse().map_err(|_| err("too large"))?
+            };
+            // The fraction exactly, to the nanosecond.
+            let fraction_ns = if fraction.is_empty() {
+                0
+            } else {
+                let f: u128 = fraction.parse().map_err(|_| err("too large"))?;
+                f * scale / 10u128.pow(fraction.len() as u32)
+            };
+            nanos = whole
+                .checked_mul(scale)
+                .and_then(|v| v.checked_add(fraction_ns))
+                .and_then(|v| v.checked_add(nanos))
+                .filter(|v| *v <= u128::from(u64::MAX))
                 .ok_or_else(|| err("too large"))?;
         }
-        if text.is_empty() {
-            return Err(err("empty"));
-        }
-        Ok(HumanDuration(Duration::from_millis(millis)))
+        let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| err("too large"))?;
+        let sub = u32::try_from(nanos % 1_000_000_000).map_err(|_| err("too large"))?;
+        Ok(HumanDuration(Duration::new(secs, sub)))
     }
 }
 
@@ -114,9 +145,16 @@ impl FromStr for ByteSize {
 
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.as_millis();
-        if !ms.is_multiple_of(1000) {
-            return write!(f, "{ms}ms");
+        let ns = self.0.as_nanos();
+        if !ns.is_multiple_of(1_000_000_000) {
+            // The largest sub-second unit that writes it exactly.
+            return match [(1_000_000, "ms"), (1_000, "us")]
+                .into_iter()
+                .find(|(n, _)| ns.is_multiple_of(*n))
+            {
+                Some((n, u)) => write!(f, "{}{u}", ns / n),
+                None => write!(f, "{ns}ns"),
+            };
         }
         let secs = self.0.as_secs();
         // The largest unit that writes it exactly: 90s, 5m, 1h, 30d, 2w.
@@ -198,6 +236,33 @@ mod tests {
         assert!("".parse::<HumanDuration>().is_err());
         // A bare number is ambiguous for a duration.
         assert!("5".parse::<HumanDuration>().is_err());
+        // Fractions and sub-millisecond units, as Go (and so Jaeger clients) write them.
+        let ns = |s: &str| s.parse::<HumanDuration>().map(|d| d.0.as_nanos()).ok();
+        assert_eq!(ns("1.5s"), Some(1_500_000_000));
+        assert_eq!(ns("300ms"), Some(300_000_000));
+        assert_eq!(ns("2m30s"), Some(150_000_000_000));
+        assert_eq!(ns("250us"), Some(250_000));
+        assert_eq!(ns("250µs"), Some(250_000));
+        assert_eq!(ns("1ms500us"), Some(1_500_000));
+        assert_eq!(ns(".5s"), Some(500_000_000));
+        assert_eq!(ns("0.000000001s"), Some(1));
+        assert_eq!(ns("1us1µs"), None);
+        assert_eq!(ns("1.2.3s"), None);
+        assert_eq!(ns("fast"), None);
+        assert_eq!(ns("."), None);
+    }
+
+    #[test]
+    fn durations_print_in_the_largest_exact_unit() {
+        for text in ["250ms", "90s", "5m", "1h", "2w", "1500us", "7ns", "0s"] {
+            let d: HumanDuration = text.parse().unwrap();
+            let again: HumanDuration = d.to_string().parse().unwrap();
+            assert_eq!(d, again, "{text}");
+        }
+        assert_eq!(
+            "1.5s".parse::<HumanDuration>().unwrap().to_string(),
+            "1500ms"
+        );
     }
 
     #[test]

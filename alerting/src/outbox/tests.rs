@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::alert::Labels;
+use vigil_store::alert::Labels;
 
 fn t(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_764_273_600 + secs, 0).unwrap_or_default()

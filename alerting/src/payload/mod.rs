@@ -18,8 +18,8 @@ pub use severity::Severity;
 pub use slack::{SlackMessage, SlackOptions};
 pub use webhook::{SIGNATURE_HEADER, WebhookMessage};
 
-use crate::alert::{Alert, AlertState};
 use crate::notification::{GroupStatus, Notification};
+use vigil_store::alert::{Alert, AlertState};
 
 /// The address of `alert` in Vigil's API: `{external_url}/api/v1/alerts?fingerprint=<fp>`.
 pub fn alert_url(external_url: &str, alert: &Alert) -> String {
@@ -140,7 +140,7 @@ fn base(external_url: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Labels;
+    use vigil_store::alert::Labels;
 
     fn alert(state: AlertState, labels: &[(&str, &str)], trace_ids: &str) -> Alert {
         Alert {

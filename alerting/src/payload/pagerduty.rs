@@ -14,8 +14,8 @@ use super::{
     alert_url, annotation, base, count, label, relevant, rfc3339, started_at, summary, title,
     trace_ids, trace_url,
 };
-use crate::alert::{Alert, AlertState};
 use crate::notification::{GroupStatus, Notification};
+use vigil_store::alert::{Alert, AlertState};
 
 /// PagerDuty's limit on `payload.summary`.
 const SUMMARY_MAX: usize = 1024;
@@ -235,7 +235,7 @@ fn links(n: &Notification) -> Vec<Link> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Labels;
+    use vigil_store::alert::Labels;
 
     #[test]
     fn dedup_keys_are_sha256_of_receiver_and_group_key() {

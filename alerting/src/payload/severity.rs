@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use crate::alert::Alert;
 use crate::notification::Notification;
+use vigil_store::alert::Alert;
 
 /// How bad an alert is, least to most severe (PagerDuty's four levels).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -8,8 +8,8 @@ use serde::Serialize;
 use super::severity::Severity;
 use super::text::{fit, truncate, units};
 use super::{alert_url, annotation, count, label, title, trace_ids, trace_url};
-use crate::alert::{Alert, AlertState, Labels};
 use crate::notification::{GroupStatus, Notification};
+use vigil_store::alert::{Alert, AlertState, Labels};
 
 /// Colour of a firing group whose worst alert is `critical` (or `page`) or `error`.
 pub const RED: &str = "#E01E5A";

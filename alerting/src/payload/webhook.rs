@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use super::text::hex;
 use super::{alert_status, alert_url, rfc3339, started_at};
-use crate::alert::{Alert, AlertState, Labels};
 use crate::notification::{GroupStatus, Notification};
+use vigil_store::alert::{Alert, AlertState, Labels};
 
 /// The header carrying [`signature`] of the request body.
 pub const SIGNATURE_HEADER: &str = "X-Vigil-Signature";

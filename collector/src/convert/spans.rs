@@ -8,6 +8,7 @@ use arrow::array::{
 use arrow::error::ArrowError;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
+use vigil_store::query::{SpanKind as Stored, StatusCode as StoredStatus};
 use vigil_store::{Signal, schema::schema};
 
 use super::Converted;
@@ -34,22 +35,24 @@ fn ids(span: &Span) -> Result<Ids, String> {
 }
 
 fn kind_name(kind: i32) -> &'static str {
-    match SpanKind::try_from(kind).unwrap_or(SpanKind::Unspecified) {
-        SpanKind::Unspecified => "UNSPECIFIED",
-        SpanKind::Internal => "INTERNAL",
-        SpanKind::Server => "SERVER",
-        SpanKind::Client => "CLIENT",
-        SpanKind::Producer => "PRODUCER",
-        SpanKind::Consumer => "CONSUMER",
-    }
+    let stored = match SpanKind::try_from(kind).unwrap_or(SpanKind::Unspecified) {
+        SpanKind::Unspecified => Stored::Unspecified,
+        SpanKind::Internal => Stored::Internal,
+        SpanKind::Server => Stored::Server,
+        SpanKind::Client => Stored::Client,
+        SpanKind::Producer => Stored::Producer,
+        SpanKind::Consumer => Stored::Consumer,
+    };
+    stored.as_str()
 }
 
 fn status_name(code: i32) -> &'static str {
-    match StatusCode::try_from(code).unwrap_or(StatusCode::Unset) {
-        StatusCode::Unset => "UNSET",
-        StatusCode::Ok => "OK",
-        StatusCode::Error => "ERROR",
-    }
+    let stored = match StatusCode::try_from(code).unwrap_or(StatusCode::Unset) {
+        StatusCode::Unset => StoredStatus::Unset,
+        StatusCode::Ok => StoredStatus::Ok,
+        StatusCode::Error => StoredStatus::Error,
+    };
+    stored.as_str()
 }
 
 /// Writes the span's events as a JSON array.

@@ -11,9 +11,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde_json::{Map, Value, json};
-use vigil_detectors::eval::{Window, nanos, quote};
+use vigil_store::query::{self, SpanKind, Sql, Window, eq, list, nanos};
+use vigil_store::sql;
 
-use super::search::{TraceQuery, matching};
+use super::search::{TraceQuery, duration_ns, matching};
 use super::span::{Span, read, trace_id};
 use crate::error::ApiError;
 use crate::json::objects;
@@ -46,9 +47,9 @@ fn catalog_window() -> Window {
     }
 }
 
-async fn strings(state: &ApiState, sql: &str) -> Result<Vec<Value>, ApiError> {
+async fn strings(state: &ApiState, sql: &Sql) -> Result<Vec<Value>, ApiError> {
     let ctx = state.store.session()?;
-    let result = sql::run(&ctx, sql, 100_000, state.config.query_timeout.0).await?;
+    let result = sql::run(&ctx, sql.as_str(), 100_000, state.config.query_timeout.0).await?;
     Ok(objects(&result.batches)
         .into_iter()
         .filter_map(|mut o| o.remove("name"))
@@ -57,19 +58,19 @@ async fn strings(state: &ApiState, sql: &str) -> Result<Vec<Value>, ApiError> {
 
 /// `GET /api/services`.
 pub async fn services(State(state): State<ApiState>) -> Result<Json<Value>, ApiError> {
-    let sql = format!(
+    let sql = sql!(
         "SELECT DISTINCT service_name AS name FROM span_rollup WHERE {} ORDER BY name",
         catalog_window().sql()
     );
     Ok(envelope(Value::Array(strings(&state, &sql).await?)))
 }
 
-fn operations_sql(service: &str) -> String {
-    format!(
+fn operations_sql(service: &str) -> Sql {
+    sql!(
         "SELECT DISTINCT span_name AS name, span_kind AS kind FROM span_rollup WHERE {} \
-         AND service_name = {} ORDER BY name, kind",
+         AND {} ORDER BY name, kind",
         catalog_window().sql(),
-        quote(service)
+        eq("service_name", service)
     )
 }
 
@@ -95,7 +96,7 @@ pub async fn operations(
     let ctx = state.store.session()?;
     let result = sql::run(
         &ctx,
-        &operations_sql(service),
+        operations_sql(service).as_str(),
         100_000,
         state.config.query_timeout.0,
     )
@@ -124,7 +125,7 @@ pub async fn trace(
     let ctx = state.store.session()?;
     let (spans, _) = read(
         &ctx,
-        &format!("trace_id = {}", quote(&id)),
+        &eq("trace_id", &id),
         MAX_TRACE_SPANS,
         state.config.query_timeout.0,
     )
@@ -150,10 +151,9 @@ pub async fn search(
     if ids.is_empty() {
         return Ok(envelope(json!([])));
     }
-    let list = sql::quoted_list(&ids);
     let (spans, _) = read(
         &ctx,
-        &format!("{} AND trace_id IN ({list})", found.around.sql()),
+        &sql!("{} AND trace_id IN ({})", found.around.sql(), list(&ids)),
         MAX_TRACE_SPANS,
         state.config.query_timeout.0,
     )
@@ -173,13 +173,6 @@ pub async fn search(
 fn search_query(params: &HashMap<String, String>) -> Result<TraceQuery, ApiError> {
     let mut ours: HashMap<String, String> = HashMap::new();
     let (mut min, mut max) = (None, None);
-    let duration = |name: &str, v: &str| {
-        go_duration_ns(v).ok_or_else(|| {
-            bad(format!(
-                "{name}: {v:?} is not a duration like 1.2s or 300ms"
-            ))
-        })
-    };
     let micros = |name: &str, v: &str| -> Result<String, ApiError> {
         let us: i64 = v.parse().map_err(|_| {
             bad(format!(
@@ -201,8 +194,8 @@ fn search_query(params: &HashMap<String, String>) -> Result<TraceQuery, ApiError
             "start" | "end" => {
                 ours.insert(key.clone(), micros(key, value)?);
             }
-            "minDuration" => min = Some(duration(key, value)?),
-            "maxDuration" => max = Some(duration(key, value)?),
+            "minDuration" => min = Some(duration_ns(key, value)?),
+            "maxDuration" => max = Some(duration_ns(key, value)?),
             "limit" => {
                 let n: usize = value
                     .parse()
@@ -232,43 +225,14 @@ fn search_query(params: &HashMap<String, String>) -> Result<TraceQuery, ApiError
     Ok(q)
 }
 
-/// A Go duration (`1.5s`, `300ms`, `2m30s`, `250us`) in ns.
-fn go_duration_ns(text: &str) -> Option<i64> {
-    let mut rest = text.trim();
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let n: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3_600e9,
-            _ => return None,
-        };
-        total += n * scale;
-        rest = &rest[unit_len..];
-    }
-    Some(total as i64)
-}
-
 fn jaeger_kind(kind: &str) -> &'static str {
-    match kind {
-        "SERVER" => "server",
-        "CLIENT" => "client",
-        "PRODUCER" => "producer",
-        "CONSUMER" => "consumer",
-        "INTERNAL" => "internal",
-        _ => "unspecified",
+    match SpanKind::parse(kind) {
+        Some(SpanKind::Server) => "server",
+        Some(SpanKind::Client) => "client",
+        Some(SpanKind::Producer) => "producer",
+        Some(SpanKind::Consumer) => "consumer",
+        Some(SpanKind::Internal) => "internal",
+        Some(SpanKind::Unspecified) | None => "unspecified",
     }
 }
 
@@ -315,10 +279,10 @@ pub fn jaeger_trace(id: &str, spans: &[Span]) -> Value {
         }
         let mut span_tags = tags(&s.attributes);
         span_tags.push(tag("span.kind", &json!(jaeger_kind(&s.span_kind))));
-        if s.status_code != "UNSET" {
+        if s.status_code != query::StatusCode::Unset.as_str() {
             span_tags.push(tag("otel.status_code", &json!(s.status_code)));
         }
-        if s.status_code == "ERROR" {
+        if s.status_code == query::StatusCode::Error.as_str() {
             span_tags.push(tag("error", &json!(true)));
             if !s.status_message.is_empty() {
                 span_tags.push(tag("otel.status_description", &json!(s.status_message)));
@@ -366,16 +330,6 @@ pub fn jaeger_trace(id: &str, spans: &[Span]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(go_duration_ns("1.5s"), Some(1_500_000_000));
-        assert_eq!(go_duration_ns("300ms"), Some(300_000_000));
-        assert_eq!(go_duration_ns("2m30s"), Some(150_000_000_000));
-        assert_eq!(go_duration_ns("250us"), Some(250_000));
-        assert_eq!(go_duration_ns("fast"), None);
-        assert_eq!(go_duration_ns("10"), None);
-    }
 
     #[test]
     fn jaeger_search_parameters_map_onto_the_shared_filter() {

@@ -12,7 +12,8 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use datafusion::prelude::SessionContext;
 use serde_json::{Value, json};
-use vigil_detectors::eval::{Window, quote};
+use vigil_store::query::{self, Sql, Window, eq, list, lit};
+use vigil_store::sql;
 use vigil_store::units::HumanDuration;
 
 use super::span::rfc3339;
@@ -61,7 +62,8 @@ fn bad(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, message)
 }
 
-fn duration_ns(name: &str, text: &str) -> Result<i64, ApiError> {
+/// Parameter `name`'s duration in nanoseconds.
+pub(super) fn duration_ns(name: &str, text: &str) -> Result<i64, ApiError> {
     let d = HumanDuration::from_str(text).map_err(|e| bad(format!("{name}: {e}")))?;
     Ok(i64::try_from(d.0.as_nanos()).unwrap_or(i64::MAX))
 }
@@ -92,7 +94,7 @@ impl TraceQuery {
                 "max_duration" => q.max_duration = Some(duration_ns(key, value)?),
                 "status" => {
                     let s = value.to_ascii_uppercase();
-                    if !["ERROR", "OK", "UNSET"].contains(&s.as_str()) {
+                    if query::StatusCode::parse(&s).is_none() {
                         return Err(bad(format!(
                             "status must be error, ok or unset, got {value:?}"
                         )));
@@ -126,7 +128,7 @@ impl TraceQuery {
     }
 
     /// The SQL condition a matching span meets.
-    pub fn span_filter(&self) -> String {
+    pub fn span_filter(&self) -> Sql {
         let mut sql = self.window.sql();
         for (column, value) in [
             ("service_name", &self.service),
@@ -134,19 +136,23 @@ impl TraceQuery {
             ("status_code", &self.status),
         ] {
             if let Some(v) = value {
-                sql.push_str(&format!(" AND {column} = {}", quote(v)));
+                sql.push(sql!(" AND {}", eq(column, v)));
             }
         }
         if let Some(min) = self.min_duration {
-            sql.push_str(&format!(" AND duration_ns >= {min}"));
+            sql.push(sql!(" AND duration_ns >= {}", min));
         }
         if let Some(max) = self.max_duration {
-            sql.push_str(&format!(" AND duration_ns <= {max}"));
+            sql.push(sql!(" AND duration_ns <= {}", max));
         }
         for (name, value) in &self.attributes {
-            let (k, v) = (quote(name), quote(value));
-            sql.push_str(&format!(
-                " AND (attributes[{k}] = {v} OR resource_attributes[{k}] = {v})"
+            let (k, v) = (lit(name), lit(value));
+            sql.push(sql!(
+                " AND (attributes[{}] = {} OR resource_attributes[{}] = {})",
+                k,
+                v,
+                k,
+                v
             ));
         }
         sql
@@ -198,12 +204,13 @@ pub async fn matching(
         };
         let rows = sql::run(
             ctx,
-            &format!(
+            sql!(
                 "SELECT trace_id, CAST(max(time) AS BIGINT) AS last FROM spans WHERE {} \
                  GROUP BY trace_id ORDER BY last DESC LIMIT {}",
                 part.span_filter(),
                 q.limit
-            ),
+            )
+            .as_str(),
             q.limit,
             timeout,
         )
@@ -242,19 +249,21 @@ pub async fn find(state: &ApiState, q: &TraceQuery) -> Result<Vec<Value>, ApiErr
     if found.ids.is_empty() {
         return Ok(Vec::new());
     }
-    let list = sql::quoted_list(&found.ids);
     let summary = sql::run(
         &ctx,
-        &format!(
+        sql!(
             "SELECT trace_id, CAST(min(time) AS BIGINT) AS start_ns, \
              CAST(max(end_time) AS BIGINT) AS end_ns, count(*) AS span_count, \
-             sum(CASE WHEN status_code = 'ERROR' THEN 1 ELSE 0 END) AS error_count, \
+             sum(CASE WHEN status_code = {} THEN 1 ELSE 0 END) AS error_count, \
              array_agg(DISTINCT service_name) AS services, \
              first_value(service_name ORDER BY (parent_span_id = '') DESC, time) AS root_service, \
              first_value(span_name ORDER BY (parent_span_id = '') DESC, time) AS root_operation \
-             FROM spans WHERE {} AND trace_id IN ({list}) GROUP BY trace_id",
-            found.around.sql()
-        ),
+             FROM spans WHERE {} AND trace_id IN ({}) GROUP BY trace_id",
+            query::StatusCode::Error,
+            found.around.sql(),
+            list(&found.ids)
+        )
+        .as_str(),
         found.ids.len(),
         timeout,
     )
@@ -308,7 +317,7 @@ mod tests {
             ("end", "2026-11-28T05:00:00Z"),
         ]))
         .unwrap_or_else(|e| panic!("{e:?}"));
-        let sql = q.span_filter();
+        let sql = q.span_filter().to_string();
         assert!(sql.starts_with("time >= '2026-11-28T04:00:00"), "{sql}");
         assert!(sql.contains("service_name = 'payment'"), "{sql}");
         assert!(sql.contains("status_code = 'ERROR'"), "{sql}");

@@ -6,7 +6,8 @@ use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::Int64Type;
 use datafusion::prelude::SessionContext;
 use serde_json::{Map, Value};
-use vigil_detectors::eval::{strings, to_strings};
+use vigil_store::query::{Sql, strings, to_strings};
+use vigil_store::sql;
 
 use crate::error::ApiError;
 use crate::sql;
@@ -63,13 +64,13 @@ impl Span {
 /// the flag says whether more matched.
 pub async fn read(
     ctx: &SessionContext,
-    filter: &str,
+    filter: &Sql,
     max: usize,
     timeout: Duration,
 ) -> Result<(Vec<Span>, bool), ApiError> {
     let result = sql::run(
         ctx,
-        &format!("SELECT {COLUMNS} FROM spans WHERE {filter}"),
+        sql!("SELECT {} FROM spans WHERE {}", COLUMNS, filter).as_str(),
         max,
         timeout,
     )

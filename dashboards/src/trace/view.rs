@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use vigil_detectors::eval::{Window, quote};
+use vigil_store::query::{self, Window, eq, lit};
+use vigil_store::sql;
 
 use super::cache::Analysed;
 use super::span::{Span, read, rfc3339, trace_id};
@@ -171,7 +172,10 @@ impl<'a> TraceView<'a> {
             start: rfc3339(start),
             duration_ns: end - start,
             span_count: spans.len(),
-            error_count: spans.iter().filter(|s| s.status_code == "ERROR").count(),
+            error_count: spans
+                .iter()
+                .filter(|s| s.status_code == query::StatusCode::Error.as_str())
+                .count(),
             services,
             truncated: *truncated,
             critical_path: shape
@@ -231,20 +235,15 @@ impl<'a> SpanView<'a> {
 async fn load(state: &ApiState, id: &str) -> Result<Analysed, ApiError> {
     let ctx = state.store.session()?;
     let timeout = state.config.query_timeout.0;
-    let (spans, truncated) = read(
-        &ctx,
-        &format!("trace_id = {}", quote(id)),
-        MAX_SPANS,
-        timeout,
-    )
-    .await?;
+    let (spans, truncated) = read(&ctx, &eq("trace_id", id), MAX_SPANS, timeout).await?;
     let logs = sql::run(
         &ctx,
-        &format!(
+        sql!(
             "SELECT CAST(time AS BIGINT) AS time_ns, service_name, span_id, severity_text, \
-             severity_number, body, attributes FROM logs WHERE trace_id = {} ORDER BY time",
-            quote(id)
-        ),
+             severity_number, body, attributes FROM logs WHERE {} ORDER BY time",
+            eq("trace_id", id)
+        )
+        .as_str(),
         MAX_LOGS,
         timeout,
     )
@@ -337,15 +336,16 @@ async fn linked_from(
         start,
         end: end.saturating_add(LINK_HORIZON_NS),
     };
-    let sql = format!(
+    let sql = sql!(
         "SELECT trace_id, span_id, service_name, span_name, CAST(time AS BIGINT) AS start_ns \
          FROM spans WHERE {} AND trace_id <> {} AND links LIKE {} \
-         ORDER BY time LIMIT {MAX_LINKED_FROM}",
+         ORDER BY time LIMIT {}",
         window.sql(),
-        quote(id),
-        quote(&format!("%{id}%")),
+        lit(id),
+        lit(&format!("%{id}%")),
+        MAX_LINKED_FROM
     );
-    let result = sql::run(ctx, &sql, MAX_LINKED_FROM, timeout).await?;
+    let result = sql::run(ctx, sql.as_str(), MAX_LINKED_FROM, timeout).await?;
     Ok(objects(&result.batches)
         .into_iter()
         .map(|mut o| {

@@ -14,8 +14,8 @@ use super::changepoint::{ChangepointConfig, Changepoints};
 use super::iforest::{IsolationForest, IsolationForestParams, dataset};
 use super::seasonal::SeasonalConfig;
 use super::univariate::{Cause, NoiseFloor, Scored, UnivariateConfig, UnivariateDetector};
-use crate::eval::Window;
 use crate::features::{Feature, Observation, SeriesKey};
+use vigil_store::query::Window;
 
 /// How series are learnt and scored.
 #[derive(Debug, Clone, PartialEq)]

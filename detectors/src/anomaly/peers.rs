@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, VecDeque};
 use augurs::outlier::{DbscanDetector, OutlierDetector};
 
 use super::monitor::Anomaly;
-use crate::eval::Window;
 use crate::features::{Feature, Observation, PeerMember, SeriesKey};
+use vigil_store::query::Window;
 
 /// The features members are compared on. Latency by its median only: a partition sees few
 /// deliveries per window, and one slow message moves its tail percentiles on its own.

@@ -16,8 +16,8 @@ use vigil_store::{Signal, Store};
 use super::history::anomalies_batch;
 use super::monitor::{Monitor, MonitorConfig, MonitorStatus};
 use super::peers::{PeerConfig, PeerMonitor};
-use crate::eval::Window;
 use crate::features::{WatchedMetric, extract, extract_partitions};
+use vigil_store::query::Window;
 
 /// `[anomaly]`: the live anomaly detector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,7 +219,7 @@ fn lock(m: &Mutex<DetectorStatus>) -> std::sync::MutexGuard<'_, DetectorStatus> 
 fn last_complete(now: DateTime<Utc>, window: Duration, delay: Duration) -> i64 {
     let w = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX).max(1);
     let d = i64::try_from(delay.as_nanos()).unwrap_or(0);
-    let t = crate::eval::nanos(now) - d;
+    let t = vigil_store::query::nanos(now) - d;
     t - t.rem_euclid(w)
 }
 

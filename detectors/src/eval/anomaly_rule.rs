@@ -6,15 +6,17 @@ use std::collections::BTreeMap;
 
 use datafusion::prelude::SessionContext;
 
-use super::{EvalError, Sample, Window, floats, quote, strings, text};
+use super::{EvalError, Sample};
 use crate::features::Feature;
 use crate::rules::model::AnomalySelector;
 use crate::rules::template::format_value;
+use vigil_store::query::{Sql, Window, eq, floats, strings, text};
+use vigil_store::sql;
 
 /// The SQL reading the rows `selector` picks in `window`, with the top feature's observed and
 /// expected values.
-fn query(selector: &AnomalySelector, window: Window) -> String {
-    let mut sql = format!(
+fn query(selector: &AnomalySelector, window: Window) -> Sql {
+    let mut sql = sql!(
         "SELECT service_name, operation, score, top_feature, detectors, \
          array_to_string(trace_ids, ',') AS traces, \
          map_extract(observed, top_feature)[1] AS observed, \
@@ -28,7 +30,7 @@ fn query(selector: &AnomalySelector, window: Window) -> String {
         ("top_feature", selector.feature.map(Feature::name)),
     ] {
         if let Some(v) = value {
-            sql.push_str(&format!(" AND {column} = {}", quote(v)));
+            sql.push(sql!(" AND {}", eq(column, v)));
         }
     }
     sql
@@ -95,7 +97,10 @@ pub async fn evaluate(
     window: Window,
 ) -> Result<Vec<Sample>, EvalError> {
     let batches = ctx
-        .sql_with_options(&query(selector, window), vigil_store::Store::read_only())
+        .sql_with_options(
+            query(selector, window).as_str(),
+            vigil_store::Store::read_only(),
+        )
         .await?
         .collect()
         .await?;

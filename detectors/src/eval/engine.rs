@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use vigil_alerting::Alert;
-use vigil_alerting::clock::after;
-use vigil_alerting::history::history_batch;
+use vigil_store::alert::Alert;
+use vigil_store::alert::history::history_batch;
+use vigil_store::query::after;
 use vigil_store::{Signal, Store};
 
 use super::group::{GroupState, SloState};

@@ -6,16 +6,17 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use datafusion::prelude::SessionContext;
-use vigil_alerting::{Alert, Labels};
+use vigil_store::alert::{Alert, Labels};
 
 use super::lifecycle::{Breach, RuleAlerts, Timing};
 use super::slo::{SloCounts, assess};
 use super::spans::{SpanWindow, is_span_measure};
 use super::status::{GroupStatus, Health, RuleStatus, SloEntry};
-use super::{EvalError, Sample, Window};
+use super::{EvalError, Sample};
 use crate::rules::model::RuleKind;
 use crate::rules::template::render;
 use crate::rules::{Group, Measure, Rule, Slo};
+use vigil_store::query::Window;
 
 /// Name of the metric `consumer_lag` reads.
 pub const CONSUMER_LAG_METRIC: &str = "messaging.consumer.lag";

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use vigil_alerting::{Alert, AlertState, Fingerprint, Labels};
+use vigil_store::alert::{Alert, AlertState, Fingerprint, Labels};
 
 /// How long a resolved alert stays in the current state (the history keeps it for good).
 pub const RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);

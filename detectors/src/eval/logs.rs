@@ -2,7 +2,10 @@
 
 use datafusion::prelude::SessionContext;
 
-use super::{EvalError, Sample, Window, floats, label_column, quote, strings};
+use vigil_store::query::{Sql, Window, all, floats, lit, strings};
+use vigil_store::sql;
+
+use super::{EvalError, Sample, label_column, selector_conditions};
 use crate::rules::model::{LogSelector, SpanSelector};
 
 /// The query counting `logs` of `selector`'s service (and attributes) in `window`, per
@@ -12,38 +15,29 @@ pub fn query(
     logs: &LogSelector,
     group_by: &[String],
     window: Window,
-) -> String {
-    let groups: Vec<String> = group_by
+) -> Sql {
+    let groups: Vec<Sql> = group_by
         .iter()
         .enumerate()
-        .map(|(i, g)| format!("{} AS g{i}", label_column(g, "event_name")))
+        .map(|(i, g)| sql!("{} AS g{}", label_column(g, "event_name"), i))
         .collect();
     let mut conditions = vec![window.sql()];
-    if let Some(s) = &selector.service {
-        conditions.push(format!("service_name = {}", quote(s)));
-    }
-    for (k, v) in &selector.attributes {
-        conditions.push(format!("attributes[{}] = {}", quote(k), quote(v)));
-    }
+    conditions.extend(selector_conditions(
+        selector.service.as_deref(),
+        &selector.attributes,
+    ));
     if let Some(min) = logs.min_severity {
-        conditions.push(format!("severity_number >= {}", min.number()));
+        conditions.push(sql!("severity_number >= {}", min));
     }
     if let Some(needle) = &logs.body_contains {
-        conditions.push(format!("strpos(body, {}) > 0", quote(needle)));
+        conditions.push(sql!("strpos(body, {}) > 0", lit(needle)));
     }
-    let select = groups
-        .iter()
-        .cloned()
-        .chain(std::iter::once("count(*) AS n".to_string()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut sql = format!(
-        "SELECT {select} FROM logs WHERE {}",
-        conditions.join(" AND ")
-    );
-    if !groups.is_empty() {
-        let positions: Vec<String> = (1..=groups.len()).map(|i| i.to_string()).collect();
-        sql.push_str(&format!(" GROUP BY {}", positions.join(", ")));
+    let n = groups.len();
+    let select = Sql::join(groups.into_iter().chain([Sql::from("count(*) AS n")]), ", ");
+    let mut sql = sql!("SELECT {} FROM logs WHERE {}", select, all(conditions));
+    if n > 0 {
+        let positions = (1..=n).map(|i| sql!("{}", i));
+        sql.push(sql!(" GROUP BY {}", Sql::join(positions, ", ")));
     }
     sql
 }
@@ -57,7 +51,7 @@ pub async fn evaluate(
     window: Window,
 ) -> Result<Vec<Sample>, EvalError> {
     let batches = ctx
-        .sql(&query(selector, logs, group_by, window))
+        .sql(query(selector, logs, group_by, window).as_str())
         .await?
         .collect()
         .await?;
@@ -72,7 +66,7 @@ pub async fn evaluate(
                 labels: group_by
                     .iter()
                     .zip(&labels)
-                    .map(|(k, col)| (k.clone(), super::text(col, row).to_string()))
+                    .map(|(k, col)| (k.clone(), vigil_store::query::text(col, row).to_string()))
                     .filter(|(_, v)| !v.is_empty())
                     .collect(),
                 value: n.value(row) / window.seconds(),

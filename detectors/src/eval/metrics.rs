@@ -9,8 +9,10 @@ use arrow::datatypes::{DataType, TimestampNanosecondType};
 use datafusion::prelude::SessionContext;
 
 use super::quantile::from_buckets;
-use super::{EvalError, Sample, Window, floats, quote, strings, text, to_strings};
+use super::{EvalError, Sample, selector_conditions};
 use crate::rules::model::{Aggregation, MetricSelector, SpanSelector};
+use vigil_store::query::{Sql, Window, all, eq, floats, strings, text, to_strings};
+use vigil_store::sql;
 
 /// One data point of a series.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,21 +44,16 @@ pub struct Series {
 }
 
 /// The query for `metric`'s points in `window`, filtered by service and label matchers.
-pub fn query(selector: &SpanSelector, metric: &MetricSelector, window: Window) -> String {
-    let mut conditions = vec![
-        format!("metric_name = {}", quote(&metric.name)),
-        window.sql(),
-    ];
-    if let Some(s) = &selector.service {
-        conditions.push(format!("service_name = {}", quote(s)));
-    }
-    for (k, v) in metric.labels.iter().chain(&selector.attributes) {
-        conditions.push(format!("attributes[{}] = {}", quote(k), quote(v)));
-    }
-    format!(
+pub fn query(selector: &SpanSelector, metric: &MetricSelector, window: Window) -> Sql {
+    let mut conditions = vec![eq("metric_name", &metric.name), window.sql()];
+    conditions.extend(selector_conditions(
+        selector.service.as_deref(),
+        metric.labels.iter().chain(&selector.attributes),
+    ));
+    sql!(
         "SELECT time, start_time, service_name, attributes, temporality, value, bucket_counts, \
          explicit_bounds FROM metrics WHERE {} ORDER BY time",
-        conditions.join(" AND ")
+        all(conditions)
     )
 }
 
@@ -283,7 +280,7 @@ pub async fn evaluate(
     window: Window,
 ) -> Result<Vec<Sample>, EvalError> {
     let batches = ctx
-        .sql(&query(selector, metric, window))
+        .sql(query(selector, metric, window).as_str())
         .await?
         .collect()
         .await?;

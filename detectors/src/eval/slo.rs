@@ -7,14 +7,16 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
-use vigil_alerting::Labels;
+use vigil_store::alert::Labels;
 
 use super::lifecycle::Breach;
-use super::{EvalError, Window, floats, nanos, quote};
+use super::{EvalError, selector_conditions};
 use crate::rules::Slo;
 use crate::rules::slo::{BurnAlert, EventFilter};
 use crate::rules::template::format_value;
 use crate::rules::threshold::Unit;
+use vigil_store::query::{Sql, StatusCode, Window, all, eq, floats, nanos};
+use vigil_store::sql;
 
 /// Width of a counting bucket (ns).
 pub const BUCKET_NS: i64 = 60_000_000_000;
@@ -95,24 +97,20 @@ fn floor(ns: i64) -> i64 {
     ns.div_euclid(BUCKET_NS) * BUCKET_NS
 }
 
-fn filter_sql(f: &EventFilter, out: &mut Vec<String>) {
+fn filter_sql(f: &EventFilter, out: &mut Vec<Sql>) {
     if let Some(op) = &f.operation {
-        out.push(format!("span_name = {}", quote(op)));
+        out.push(eq("span_name", op));
     }
     if let Some(kind) = f.span_kind {
-        out.push(format!("span_kind = '{}'", kind.as_str()));
+        out.push(sql!("span_kind = {}", kind));
     }
-    for (k, v) in &f.attributes {
-        out.push(format!("attributes[{}] = {}", quote(k), quote(v)));
-    }
+    out.extend(selector_conditions(None, &f.attributes));
 }
 
 /// The query counting `slo`'s total and good events per bucket in `window`.
-pub fn counts_query(slo: &Slo, window: Window) -> String {
+pub fn counts_query(slo: &Slo, window: Window) -> Sql {
     let mut total = vec![window.sql()];
-    if let Some(s) = &slo.total.service {
-        total.push(format!("service_name = {}", quote(s)));
-    }
+    total.extend(selector_conditions(slo.total.service.as_deref(), []));
     filter_sql(
         &EventFilter {
             operation: slo.total.operation.clone(),
@@ -125,18 +123,18 @@ pub fn counts_query(slo: &Slo, window: Window) -> String {
     let mut good = Vec::new();
     filter_sql(&slo.good, &mut good);
     if slo.good.not_error {
-        good.push("status_code <> 'ERROR'".into());
+        good.push(sql!("status_code <> {}", StatusCode::Error));
     }
     if let Some(max) = slo.good.max_duration {
-        good.push(format!("duration_ns < {}", max.0.as_nanos()));
+        good.push(sql!("duration_ns < {}", max.0.as_nanos()));
     }
-    format!(
+    sql!(
         "SELECT date_bin(INTERVAL '{} seconds', time, TIMESTAMP '1970-01-01T00:00:00Z') AS bucket, \
          count(*) AS total, sum(CASE WHEN {} THEN 1 ELSE 0 END) AS good \
          FROM spans WHERE {} GROUP BY 1",
         BUCKET_NS / 1_000_000_000,
-        good.join(" AND "),
-        total.join(" AND ")
+        all(good),
+        all(total)
     )
 }
 
@@ -155,7 +153,7 @@ impl SloCounts {
             Some(t) => floor(t) - LATE_BUCKETS * BUCKET_NS,
         };
         let batches = ctx
-            .sql(&counts_query(slo, Window { start, end }))
+            .sql(counts_query(slo, Window { start, end }).as_str())
             .await?
             .collect()
             .await?;

@@ -7,9 +7,11 @@ use arrow::array::{AsArray, Int64Array, RecordBatch, StringArray, TimestampNanos
 use arrow::datatypes::{Int64Type, TimestampNanosecondType};
 use datafusion::prelude::SessionContext;
 
-use super::{EvalError, Sample, Window, label_column, quote, strings, text};
+use super::{EvalError, Sample, label_column};
 use crate::rules::Measure;
 use crate::rules::model::SpanSelector;
+use vigil_store::query::{Sql, Window, list, strings, text};
+use vigil_store::sql;
 
 /// The columns of one batch of spans.
 #[derive(Debug)]
@@ -54,18 +56,16 @@ impl SpanWindow {
         services: Option<&[String]>,
         attr_keys: Vec<String>,
     ) -> Result<SpanWindow, EvalError> {
-        let mut sql = String::from(
-            "SELECT time, service_name, span_name, span_kind, status_code, duration_ns",
-        );
+        let mut sql =
+            Sql::from("SELECT time, service_name, span_name, span_kind, status_code, duration_ns");
         for (i, key) in attr_keys.iter().enumerate() {
-            sql.push_str(&format!(", {} AS attr_{i}", label_column(key, "span_name")));
+            sql.push(sql!(", {} AS attr_{}", label_column(key, "span_name"), i));
         }
-        sql.push_str(&format!(" FROM spans WHERE {}", window.sql()));
+        sql.push(sql!(" FROM spans WHERE {}", window.sql()));
         if let Some(services) = services {
-            let list: Vec<String> = services.iter().map(|s| quote(s)).collect();
-            sql.push_str(&format!(" AND service_name IN ({})", list.join(", ")));
+            sql.push(sql!(" AND service_name IN ({})", list(services)));
         }
-        let batches = ctx.sql(&sql).await?.collect().await?;
+        let batches = ctx.sql(sql.as_str()).await?.collect().await?;
         SpanWindow::from_batches(window, attr_keys, &batches)
     }
 

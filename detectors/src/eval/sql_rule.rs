@@ -3,7 +3,8 @@
 
 use datafusion::prelude::SessionContext;
 
-use super::{EvalError, Sample, floats, text, to_strings};
+use super::{EvalError, Sample};
+use vigil_store::query::{floats, text, to_strings};
 
 /// Runs `query` (DDL, DML and other statements refused) and reads one sample per row with a
 /// non-null `value`.

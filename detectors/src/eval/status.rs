@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use vigil_alerting::{Alert, AlertState};
+use vigil_store::alert::{Alert, AlertState};
 
 use super::slo::SloStatus;
 

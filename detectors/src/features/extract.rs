@@ -8,11 +8,12 @@ use datafusion::prelude::SessionContext;
 
 use super::{Feature, Observation, PeerMember, SeriesKey, WatchedMetric, rollup};
 use crate::eval::group::CONSUMER_LAG_METRIC;
-use crate::eval::{EvalError, Window, floats, metrics, strings, text};
+use crate::eval::{EvalError, metrics};
 use crate::rules::model::{Aggregation, MetricSelector, SpanSelector};
-
-/// Severity number of ERROR in OpenTelemetry's log data model.
-const ERROR_SEVERITY: i32 = 17;
+use vigil_store::query::{
+    Severity, SpanKind, Sql, StatusCode, Window, attribute, floats, list, lit, strings, text,
+};
+use vigil_store::sql;
 
 /// The attribute naming the partition a consumer span's message came from.
 pub const PARTITION_ATTRIBUTE: &str = "messaging.destination.partition.id";
@@ -32,46 +33,62 @@ enum Grouping {
 /// The aggregate of one window's spans per series, computed by the query engine as it
 /// streams the window (t-digest percentiles), so memory is bounded by the number of series,
 /// never by the number of spans.
-fn span_query(window: Window, grouping: Grouping) -> String {
-    let partition = format!("attributes['{PARTITION_ATTRIBUTE}']");
+fn span_query(window: Window, grouping: Grouping) -> Sql {
+    let partition = attribute(PARTITION_ATTRIBUTE);
     let (operation, filter, group) = match grouping {
         Grouping::Operation => (
-            "span_name".to_string(),
-            String::new(),
-            "service_name, span_name".to_string(),
+            Sql::from("span_name"),
+            Sql::default(),
+            Sql::from("service_name, span_name"),
         ),
         Grouping::Service => (
-            "''".to_string(),
-            " AND span_kind IN ('SERVER', 'CONSUMER')".to_string(),
-            "service_name".to_string(),
+            Sql::from("''"),
+            sql!(
+                " AND span_kind IN ({})",
+                list(SpanKind::ENTRY.map(SpanKind::as_str))
+            ),
+            Sql::from("service_name"),
         ),
         Grouping::Partition => (
-            format!("concat(span_name, '{{{PARTITION_ATTRIBUTE}=', {partition}, '}}')"),
-            format!(" AND span_kind = 'CONSUMER' AND {partition} IS NOT NULL"),
-            format!("service_name, span_name, {partition}"),
+            sql!(
+                "concat(span_name, {}, {}, '}}')",
+                lit(&partition_marker()),
+                partition
+            ),
+            sql!(
+                " AND span_kind = {} AND {} IS NOT NULL",
+                SpanKind::Consumer,
+                partition
+            ),
+            sql!("service_name, span_name, {}", partition),
         ),
     };
-    format!(
-        "SELECT service_name, {operation} AS operation, count(*) AS n, \
-         sum(CASE WHEN status_code = 'ERROR' THEN 1 ELSE 0 END) AS errors, \
+    sql!(
+        "SELECT service_name, {} AS operation, count(*) AS n, \
+         sum(CASE WHEN status_code = {} THEN 1 ELSE 0 END) AS errors, \
          approx_percentile_cont(duration_ns, 0.5) AS p50, \
          approx_percentile_cont(duration_ns, 0.95) AS p95, \
          approx_percentile_cont(duration_ns, 0.99) AS p99, \
          first_value(trace_id ORDER BY duration_ns DESC, trace_id) AS slowest, \
-         max(CASE WHEN status_code = 'ERROR' THEN trace_id END) AS error_trace \
-         FROM spans WHERE {}{filter} GROUP BY {group}",
-        window.sql()
+         max(CASE WHEN status_code = {} THEN trace_id END) AS error_trace \
+         FROM spans WHERE {}{} GROUP BY {}",
+        operation,
+        StatusCode::Error,
+        StatusCode::Error,
+        window.sql(),
+        filter,
+        group
     )
 }
 
 /// Adds one observation per row of `span_query`'s answer to `out`.
 async fn span_features(
     ctx: &SessionContext,
-    sql: &str,
+    sql: &Sql,
     seconds: f64,
     out: &mut BTreeMap<SeriesKey, Observation>,
 ) -> Result<(), EvalError> {
-    for b in ctx.sql(sql).await?.collect().await? {
+    for b in ctx.sql(sql.as_str()).await?.collect().await? {
         let (service, operation) = (strings(&b, "service_name")?, strings(&b, "operation")?);
         let (n, errors) = (floats(&b, "n")?, floats(&b, "errors")?);
         let quantiles = [floats(&b, "p50")?, floats(&b, "p95")?, floats(&b, "p99")?];
@@ -120,7 +137,7 @@ pub async fn extract_partitions(
         &mut out,
     )
     .await?;
-    let marker = format!("{{{PARTITION_ATTRIBUTE}=");
+    let marker = partition_marker();
     Ok(out
         .into_values()
         .filter_map(|observation| {
@@ -157,12 +174,13 @@ pub async fn extract(
         service: name.to_string(),
         operation: String::new(),
     };
-    let logs = format!(
-        "SELECT service_name, count(*) AS n FROM logs WHERE {} AND severity_number >= \
-         {ERROR_SEVERITY} GROUP BY service_name",
-        window.sql()
+    let logs = sql!(
+        "SELECT service_name, count(*) AS n FROM logs WHERE {} AND severity_number >= {} \
+         GROUP BY service_name",
+        window.sql(),
+        Severity::Error
     );
-    for b in ctx.sql(&logs).await?.collect().await? {
+    for b in ctx.sql(logs.as_str()).await?.collect().await? {
         let (names, counts) = (strings(&b, "service_name")?, floats(&b, "n")?);
         for i in 0..b.num_rows() {
             let o = out
@@ -209,4 +227,9 @@ pub async fn extract(
         }
     }
     Ok(out.into_values().collect())
+}
+
+/// What precedes the partition in a partition series' operation name.
+fn partition_marker() -> String {
+    format!("{{{PARTITION_ATTRIBUTE}=")
 }

@@ -11,10 +11,9 @@ use vigil_store::StoreError;
 use vigil_store::rollup::{Figures, MINUTE_NS, aggregate, rows};
 
 use super::{Feature, Observation, SeriesKey};
-use crate::eval::{EvalError, Window};
-
-/// Entry span kinds: what a service's own series counts.
-const ENTRY_KINDS: [&str; 2] = ["SERVER", "CONSUMER"];
+use crate::eval::EvalError;
+use vigil_store::query::{SpanKind, Sql, Window};
+use vigil_store::sql;
 
 /// The whole minutes inside `window`; `None` when it holds none.
 pub fn whole_minutes(window: Window) -> Option<Window> {
@@ -38,11 +37,11 @@ fn shape(e: StoreError) -> EvalError {
 /// Adds the rows `sql` answers to `acc`, one batch at a time, through `read`.
 async fn fold(
     ctx: &SessionContext,
-    sql: &str,
+    sql: &Sql,
     acc: &mut ByKind,
     read: fn(&arrow::array::RecordBatch, &mut ByKind) -> Result<(), StoreError>,
 ) -> Result<(), EvalError> {
-    let mut stream = ctx.sql(sql).await?.execute_stream().await?;
+    let mut stream = ctx.sql(sql.as_str()).await?.execute_stream().await?;
     while let Some(batch) = stream.next().await {
         read(&batch?, acc).map_err(shape)?;
     }
@@ -78,9 +77,12 @@ pub async fn span_features(
     out: &mut BTreeMap<SeriesKey, Observation>,
 ) -> Result<(), EvalError> {
     let mut acc = ByKind::new();
-    let columns = "service_name, span_name, span_kind, spans, errors, fastest_ns, slowest_ns, \
-                   slowest_trace_id, error_trace_id, sketch_offset, sketch_counts";
-    let sql = format!("SELECT {columns} FROM span_rollup WHERE {}", inner.sql());
+    let sql = sql!(
+        "SELECT service_name, span_name, span_kind, spans, errors, fastest_ns, slowest_ns, \
+         slowest_trace_id, error_trace_id, sketch_offset, sketch_counts \
+         FROM span_rollup WHERE {}",
+        inner.sql()
+    );
     fold(ctx, &sql, &mut acc, from_rollup).await?;
     let edges = [
         Window {
@@ -93,7 +95,7 @@ pub async fn span_features(
         },
     ];
     for edge in edges.into_iter().filter(|e| e.end > e.start) {
-        let sql = format!(
+        let sql = sql!(
             "SELECT time, service_name, span_name, span_kind, status_code, duration_ns, \
              trace_id FROM spans WHERE {}",
             edge.sql()
@@ -107,7 +109,7 @@ pub async fn span_features(
             operation: operation.to_string(),
         };
         series.entry(key(name)).or_default().merge(figures);
-        if ENTRY_KINDS.contains(&kind.as_str()) {
+        if SpanKind::ENTRY.iter().any(|k| k.as_str() == kind) {
             series.entry(key("")).or_default().merge(figures);
         }
     }

@@ -8,7 +8,9 @@ use arrow::array::{Array, AsArray, MapArray, RecordBatch};
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
-use crate::eval::{EvalError, Window, floats, quote, strings, text, to_strings};
+use crate::eval::EvalError;
+use vigil_store::query::{StatusCode, Window, eq, floats, strings, text, to_strings};
+use vigil_store::sql;
 
 /// Most spans of one operation examined.
 const MAX_SPANS: usize = 5_000;
@@ -73,25 +75,26 @@ pub async fn over_represented(
     operation: &str,
     slow_ns: f64,
 ) -> Result<Vec<AttributeValue>, EvalError> {
-    let sql = format!(
+    let sql = sql!(
         "SELECT status_code, duration_ns, trace_id, attributes, resource_attributes FROM spans \
-         WHERE {} AND service_name = {} AND span_name = {} LIMIT {MAX_SPANS}",
+         WHERE {} AND {} AND {} LIMIT {}",
         w.sql(),
-        quote(service),
-        quote(operation)
+        eq("service_name", service),
+        eq("span_name", operation),
+        MAX_SPANS
     );
     // value → (bad count, good count, a bad trace)
     let mut counts: HashMap<(String, String), (usize, usize, String)> = HashMap::new();
     let (mut bad_total, mut good_total) = (0usize, 0usize);
     let mut distinct: BTreeMap<String, usize> = BTreeMap::new();
-    for b in ctx.sql(&sql).await?.collect().await? {
+    for b in ctx.sql(sql.as_str()).await?.collect().await? {
         let (status, duration, traces) = (
             strings(&b, "status_code")?,
             floats(&b, "duration_ns")?,
             strings(&b, "trace_id")?,
         );
         each_span(&b, &mut |i, kv| {
-            let bad = text(&status, i) == "ERROR"
+            let bad = text(&status, i) == StatusCode::Error.as_str()
                 || (!duration.is_null(i) && duration.value(i) >= slow_ns);
             if bad {
                 bad_total += 1;

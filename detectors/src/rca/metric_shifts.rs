@@ -7,8 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use datafusion::prelude::SessionContext;
 
+use crate::eval::EvalError;
 use crate::eval::metrics::{NAME_LABEL, increase, series};
-use crate::eval::{EvalError, Window, strings, text};
+use vigil_store::query::{Window, strings, text};
+use vigil_store::sql;
 
 /// One series' level in a window.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,23 +28,23 @@ pub type Levels = BTreeMap<(String, String), Level>;
 /// window handled as the rule engine does) summed over its series, per second; a gauge's
 /// mean of its series' means, with their mean spread.
 pub async fn levels(ctx: &SessionContext, w: Window) -> Result<Levels, EvalError> {
-    let counters_sql = format!(
-        "SELECT DISTINCT service_name, metric_name FROM metrics WHERE {w} AND is_monotonic",
-        w = w.sql()
+    let counters_sql = sql!(
+        "SELECT DISTINCT service_name, metric_name FROM metrics WHERE {} AND is_monotonic",
+        w.sql()
     );
     let mut counters = BTreeSet::new();
-    for b in ctx.sql(&counters_sql).await?.collect().await? {
+    for b in ctx.sql(counters_sql.as_str()).await?.collect().await? {
         let (service, metric) = (strings(&b, "service_name")?, strings(&b, "metric_name")?);
         for i in 0..b.num_rows() {
             counters.insert((text(&service, i).to_string(), text(&metric, i).to_string()));
         }
     }
-    let points_sql = format!(
+    let points_sql = sql!(
         "SELECT time, start_time, service_name, metric_name, attributes, temporality, value, \
-         bucket_counts, explicit_bounds FROM metrics WHERE {w} AND value IS NOT NULL",
-        w = w.sql()
+         bucket_counts, explicit_bounds FROM metrics WHERE {} AND value IS NOT NULL",
+        w.sql()
     );
-    let batches = ctx.sql(&points_sql).await?.collect().await?;
+    let batches = ctx.sql(points_sql.as_str()).await?.collect().await?;
     // (service, metric) → each series' level and spread.
     let mut by_metric: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
     for s in series(&batches)? {

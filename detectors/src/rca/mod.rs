@@ -20,12 +20,14 @@ use serde::Serialize;
 use crate::eval::group::CONSUMER_LAG_METRIC;
 use arrow::array::Array;
 
-use crate::eval::{EvalError, Window, floats};
+use crate::eval::EvalError;
 use crate::topology::edges;
 use attributes::{AttributeValue, over_represented};
 use metric_shifts::{Level, levels};
 use operations::{OperationStats, operations};
 use patterns::patterns;
+use vigil_store::query::{Window, floats};
+use vigil_store::sql;
 
 /// Fewest calls in a window for an operation's latency to be compared.
 const MIN_CALLS: f64 = 5.0;
@@ -315,12 +317,12 @@ pub async fn analyse(
 /// `w` from its first span on: rates over a baseline that began before the telemetry did
 /// would look low.
 async fn observed(ctx: &SessionContext, w: Window) -> Result<Window, EvalError> {
-    let sql = format!(
+    let sql = sql!(
         "SELECT CAST(min(time) AS BIGINT) AS first FROM spans WHERE {}",
         w.sql()
     );
     let mut start = w.start;
-    for b in ctx.sql(&sql).await?.collect().await? {
+    for b in ctx.sql(sql.as_str()).await?.collect().await? {
         let first = floats(&b, "first")?;
         if b.num_rows() > 0 && !first.is_null(0) {
             start = start.max(first.value(0) as i64);

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use arrow::array::Array;
 use datafusion::prelude::SessionContext;
 
-use crate::eval::{EvalError, Window, floats, strings, text};
+use crate::eval::EvalError;
+use vigil_store::query::{SpanKind, Sql, StatusCode, Window, floats, strings, text};
+use vigil_store::sql;
 
 /// One operation's figures in one window.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -38,16 +40,16 @@ pub type Operations = BTreeMap<(String, String), OperationStats>;
 
 /// The SQL giving every operation's figures in `w`. CONSUMER children are asynchronous (they
 /// handle a message after the producer span ended), so they do not count against the parent.
-pub fn operations_sql(w: Window) -> String {
-    format!(
+pub fn operations_sql(w: Window) -> Sql {
+    sql!(
         "WITH s AS (SELECT trace_id, span_id, parent_span_id, service_name, span_name, \
-                  span_kind, status_code, duration_ns FROM spans WHERE {w}), \
+                  span_kind, status_code, duration_ns FROM spans WHERE {}), \
          c AS (SELECT trace_id, parent_span_id, sum(duration_ns) AS child_ns, \
-                  sum(CASE WHEN status_code = 'ERROR' THEN 1 ELSE 0 END) AS child_errors \
-               FROM s WHERE span_kind <> 'CONSUMER' AND parent_span_id <> '' GROUP BY 1, 2), \
+                  sum(CASE WHEN status_code = {} THEN 1 ELSE 0 END) AS child_errors \
+               FROM s WHERE span_kind <> {} AND parent_span_id <> '' GROUP BY 1, 2), \
          o AS (SELECT s.service_name, s.span_name, s.trace_id, \
                   greatest(s.duration_ns - coalesce(c.child_ns, 0), 0) AS self_ns, \
-                  CASE WHEN s.status_code = 'ERROR' AND coalesce(c.child_errors, 0) = 0 \
+                  CASE WHEN s.status_code = {} AND coalesce(c.child_errors, 0) = 0 \
                        THEN 1 ELSE 0 END AS own_error \
                FROM s LEFT JOIN c ON s.trace_id = c.trace_id AND s.span_id = c.parent_span_id) \
          SELECT service_name, span_name, count(*) AS calls, sum(own_error) AS own_errors, \
@@ -56,14 +58,17 @@ pub fn operations_sql(w: Window) -> String {
                 first_value(trace_id ORDER BY self_ns DESC) AS slowest_trace, \
                 max(CASE WHEN own_error = 1 THEN trace_id END) AS error_trace \
          FROM o GROUP BY 1, 2",
-        w = w.sql()
+        w.sql(),
+        StatusCode::Error,
+        SpanKind::Consumer,
+        StatusCode::Error
     )
 }
 
 /// Every operation's figures in `w`.
 pub async fn operations(ctx: &SessionContext, w: Window) -> Result<Operations, EvalError> {
     let mut out = Operations::new();
-    for b in ctx.sql(&operations_sql(w)).await?.collect().await? {
+    for b in ctx.sql(operations_sql(w).as_str()).await?.collect().await? {
         let (service, name) = (strings(&b, "service_name")?, strings(&b, "span_name")?);
         let (calls, errors) = (floats(&b, "calls")?, floats(&b, "own_errors")?);
         let (p50, p95) = (floats(&b, "self_p50")?, floats(&b, "self_p95")?);

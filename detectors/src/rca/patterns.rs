@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
-use crate::eval::{EvalError, Window, floats, strings, text};
+use crate::eval::EvalError;
+use vigil_store::query::{Sql, Window, floats, strings, text};
+use vigil_store::sql;
 
 /// One pattern's count in a window, with an example.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -23,8 +25,8 @@ pub struct PatternCount {
 pub type Patterns = BTreeMap<(String, String), PatternCount>;
 
 /// The SQL counting patterns in `w`.
-pub fn patterns_sql(w: Window) -> String {
-    format!(
+pub fn patterns_sql(w: Window) -> Sql {
+    sql!(
         "SELECT service_name, \
            regexp_replace(body, '[0-9a-fA-F]{{8,}}(-[0-9a-fA-F]{{4,}})*|[0-9]+([.][0-9]+)?', '<*>', 'g') AS pattern, \
            count(*) AS n, first_value(body) AS sample, max(trace_id) AS trace_id \
@@ -36,7 +38,7 @@ pub fn patterns_sql(w: Window) -> String {
 /// Every pattern's count in `w`.
 pub async fn patterns(ctx: &SessionContext, w: Window) -> Result<Patterns, EvalError> {
     let mut out = Patterns::new();
-    for b in ctx.sql(&patterns_sql(w)).await?.collect().await? {
+    for b in ctx.sql(patterns_sql(w).as_str()).await?.collect().await? {
         let (service, pattern) = (strings(&b, "service_name")?, strings(&b, "pattern")?);
         let (n, sample, trace) = (
             floats(&b, "n")?,

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+pub use vigil_store::query::{Severity, SpanKind};
 use vigil_store::units::HumanDuration;
 
 use super::slo::Slo;
@@ -152,67 +153,6 @@ pub struct LogSelector {
     /// Substring the body must contain.
     #[serde(default)]
     pub body_contains: Option<String>,
-}
-
-/// Log severities, by their OTLP ranges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Severity {
-    /// 1–4.
-    Trace,
-    /// 5–8.
-    Debug,
-    /// 9–12.
-    Info,
-    /// 13–16.
-    Warn,
-    /// 17–20.
-    Error,
-    /// 21–24.
-    Fatal,
-}
-
-impl Severity {
-    /// The lowest OTLP severity number of this level.
-    pub fn number(self) -> u8 {
-        match self {
-            Severity::Trace => 1,
-            Severity::Debug => 5,
-            Severity::Info => 9,
-            Severity::Warn => 13,
-            Severity::Error => 17,
-            Severity::Fatal => 21,
-        }
-    }
-}
-
-/// Span kinds, as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum SpanKind {
-    /// Internal.
-    Internal,
-    /// Server.
-    Server,
-    /// Client.
-    Client,
-    /// Producer.
-    Producer,
-    /// Consumer.
-    Consumer,
-}
-
-impl SpanKind {
-    /// The stored `span_kind` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SpanKind::Internal => "INTERNAL",
-            SpanKind::Server => "SERVER",
-            SpanKind::Client => "CLIENT",
-            SpanKind::Producer => "PRODUCER",
-            SpanKind::Consumer => "CONSUMER",
-        }
-    }
 }
 
 fn default_severity() -> String {

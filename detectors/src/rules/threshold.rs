@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
+use vigil_store::units::HumanDuration;
 
 /// What a threshold measures, in Vigil's canonical units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,16 +63,11 @@ impl FromStr for Threshold {
                 _ => return Err(bad("rates are per s, m or h, e.g. 500/s")),
             };
             (number(n)? / secs, Unit::PerSecond)
-        } else if let Some(idx) = s.find(|c: char| c.is_ascii_alphabetic()) {
-            let scale = match &s[idx..] {
-                "us" | "µs" => 1e-6,
-                "ms" => 1e-3,
-                "s" => 1.0,
-                "m" => 60.0,
-                "h" => 3600.0,
-                _ => return Err(bad("durations use us, ms, s, m or h, e.g. 200ms")),
-            };
-            (number(&s[..idx])? * scale, Unit::Seconds)
+        } else if s.contains(|c: char| c.is_alphabetic()) {
+            let d: HumanDuration = s
+                .parse()
+                .map_err(|_| bad("durations use ns, us, ms, s, m, h, d, w or y, e.g. 200ms"))?;
+            (d.0.as_secs_f64(), Unit::Seconds)
         } else {
             (number(s)?, Unit::Number)
         };

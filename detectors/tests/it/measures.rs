@@ -13,13 +13,14 @@ use arrow::datatypes::{DataType, TimeUnit};
 use chrono::{DateTime, Utc};
 use vigil_detectors::anomaly::history::anomalies_batch;
 use vigil_detectors::anomaly::monitor::Anomaly;
+use vigil_detectors::eval::Sample;
 use vigil_detectors::eval::group::{GroupState, measure};
 use vigil_detectors::eval::spans::SpanWindow;
-use vigil_detectors::eval::{Sample, Window};
 use vigil_detectors::features::{Feature, SeriesKey, WatchedMetric, extract, extract_partitions};
 use vigil_detectors::rca::metric_shifts::levels;
 use vigil_detectors::rules::model::Aggregation;
 use vigil_detectors::rules::{Rule, parse};
+use vigil_store::query::Window;
 use vigil_store::schema::schema;
 use vigil_store::{Signal, Store, StoreConfig};
 
@@ -558,7 +559,7 @@ groups:
         .collect();
     assert_eq!(slow.len(), 1, "{changes:?}");
     let alert = slow[0];
-    assert_eq!(alert.state, vigil_alerting::AlertState::Firing);
+    assert_eq!(alert.state, vigil_store::alert::AlertState::Firing);
     assert_eq!(alert.labels["operation"], "process payments");
     assert_eq!(
         alert.annotations["summary"],
@@ -581,7 +582,7 @@ groups:
     }
     close(slo.error_budget_remaining, 1.0 - 3.0 / (0.01 * 11.0));
     // History rows go to the alerts table.
-    let batch = vigil_alerting::history::history_batch(&changes).unwrap();
+    let batch = vigil_store::alert::history::history_batch(&changes).unwrap();
     s.append(Signal::Alerts, batch).await.unwrap();
     let ctx = s.session().unwrap();
     let rows = ctx
@@ -649,7 +650,7 @@ async fn anomaly_rules_take_each_series_highest_score_in_the_window() {
     let changes = g.evaluate(&s.session().unwrap(), now()).await;
     assert_eq!(changes.len(), 1, "{changes:?}");
     let a = &changes[0];
-    assert_eq!(a.state, vigil_alerting::AlertState::Firing);
+    assert_eq!(a.state, vigil_store::alert::AlertState::Firing);
     assert_eq!(a.labels["operation"], "process payments");
     assert_eq!(a.annotations["runbook"], "look at payment");
     assert!(

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use vigil_detectors::eval::Window;
 use vigil_detectors::rca::{RcaWindows, Report, analyse};
 use vigil_store::Store;
+use vigil_store::query::Window;
 use vigil_store::rows::SpanRow;
 
 use crate::spans::store_with;

@@ -2,9 +2,9 @@
 //! the window's edges, agree with the spans themselves: counts and exemplars exactly,
 //! percentiles within the sketch's 1.1%, whether the spans are flushed or still in the tail.
 
-use vigil_detectors::eval::Window;
 use vigil_detectors::features::{Feature, SeriesKey, extract};
 use vigil_store::Signal;
+use vigil_store::query::Window;
 use vigil_store::rows::{SpanRow, spans_batch};
 
 use crate::spans::store_with;

@@ -4,8 +4,8 @@
 //! `fixtures/saga_edges.expected.json` worked out by hand.
 
 use serde::Deserialize;
-use vigil_detectors::eval::Window;
 use vigil_detectors::topology::{EdgeKind, edges};
+use vigil_store::query::Window;
 use vigil_store::rows::SpanRow;
 
 use crate::spans::store_with;

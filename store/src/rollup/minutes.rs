@@ -13,6 +13,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampNanosecondTy
 use super::figures::Figures;
 use super::sketch::DurationSketch;
 use crate::error::{Result, StoreError};
+use crate::query::StatusCode;
 use crate::schema::{SERVICE_NAME, TIME, TRACE_ID, list_type, timestamp_type};
 
 /// One minute in nanoseconds: the rollup's resolution.
@@ -88,7 +89,7 @@ pub fn aggregate(batches: &[RecordBatch]) -> Result<BTreeMap<Key<&str>, Figures>
             };
             groups.entry(key).or_default().add_span(
                 duration.value(i),
-                status.value(i) == "ERROR",
+                status.value(i) == StatusCode::Error.as_str(),
                 trace.value(i),
             );
         }

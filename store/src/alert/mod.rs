@@ -1,5 +1,9 @@
 //! The alert model every producer (rules, SLOs, anomaly detection) and every consumer
-//! (API, history, notifications) shares: labels, annotations, state and times.
+//! (API, history, notifications) shares: labels, annotations, state and times; it lives
+//! beside the `alerts` table it is stored in (`history.rs`), so a rule engine can raise
+//! alerts without linking the delivery stack.
+
+pub mod history;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,6 +13,14 @@ use serde::{Deserialize, Serialize};
 
 /// Label name → value; ordered, so equal sets compare and hash equally.
 pub type Labels = BTreeMap<String, String>;
+
+/// A label set from `(name, value)` pairs.
+pub fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
 
 /// Where an alert is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,7 +132,6 @@ impl Alert {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::labels;
 
     #[test]
     fn fingerprints_are_fnv1a_over_sorted_labels() {

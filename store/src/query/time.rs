@@ -1,9 +1,20 @@
-//! Wall-clock arithmetic that saturates instead of overflowing (a `Duration::MAX` timing must
+//! Instants as the store keeps them (nanoseconds since the epoch, RFC 3339 in SQL) and
+//! wall-clock arithmetic that saturates instead of overflowing (a `Duration::MAX` timing must
 //! mean "never", not a panic).
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Nanoseconds since the epoch (the latest representable instant when out of range).
+pub fn nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+/// `ns` since the epoch as RFC 3339 with nanoseconds, the form SQL timestamp literals take.
+pub fn rfc3339(ns: i64) -> String {
+    DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
 
 /// `t + d`, or the latest representable instant when that overflows.
 pub fn after(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {

@@ -3,15 +3,16 @@
 
 use std::sync::Arc;
 
+use crate::Signal;
+use crate::schema::schema;
 use arrow::array::{
     ArrayRef, Float64Builder, MapBuilder, RecordBatch, StringBuilder, TimestampNanosecondBuilder,
 };
 use arrow::error::ArrowError;
 use chrono::{DateTime, Utc};
-use vigil_store::Signal;
-use vigil_store::schema::schema;
 
-use crate::alert::{Alert, AlertState, Labels};
+use super::{Alert, AlertState, Labels};
+use crate::query::nanos;
 
 /// When `alert` entered its current state.
 pub fn changed_at(alert: &Alert) -> DateTime<Utc> {
@@ -20,10 +21,6 @@ pub fn changed_at(alert: &Alert) -> DateTime<Utc> {
         AlertState::Firing => alert.fired_at.unwrap_or(alert.active_at),
         AlertState::Resolved => alert.resolved_at.unwrap_or(alert.active_at),
     }
-}
-
-fn nanos(t: DateTime<Utc>) -> i64 {
-    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
 fn map_column(rows: &[Alert], get: impl Fn(&Alert) -> &Labels) -> Result<ArrayRef, ArrowError> {
