@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs what the end-to-end tests need
-# (a Python virtualenv with the OpenTelemetry SDK, in .venv; the Debian packages nats-server
-# and prometheus-alertmanager) and then the whole Rust suite.
+# (a Python virtualenv with the OpenTelemetry SDK, in .venv; the Debian packages nats-server,
+# prometheus-alertmanager and prometheus, for promtool) and then the whole Rust suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,7 @@ need() {
 }
 need nats-server nats-server
 need prometheus-alertmanager prometheus-alertmanager
+need promtool prometheus
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

@@ -7,13 +7,13 @@
 //! over 64 KiB from a dedicated arena that returns freed pages at once and purges the rest
 //! within a second from a background thread, so resident memory follows what is live.
 
-use vigil_store::metrics::series;
+use vigil_store::exposition::{Exposition, Single};
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// Appends the allocator's figures to `out` (Prometheus text exposition format 0.0.4).
-pub fn render_metrics(out: &mut String) {
+/// Writes the allocator's figures to `page`.
+pub fn render_metrics(page: &mut Exposition) {
     use tikv_jemalloc_ctl::{epoch, stats};
     // The statistics are a snapshot refreshed by advancing the epoch.
     if epoch::advance().is_err() {
@@ -43,7 +43,7 @@ pub fn render_metrics(out: &mut String) {
     ];
     for (name, help, value) in figures {
         if let Ok(v) = value {
-            series(out, name, "gauge", help, &[("", v as f64)]);
+            page.single(Single::Gauge, name, help, v as f64);
         }
     }
 }

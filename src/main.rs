@@ -11,6 +11,7 @@ mod demo;
 mod load;
 mod nab;
 mod notify;
+mod process;
 mod query;
 mod rules;
 mod serve;
@@ -19,6 +20,7 @@ mod silence;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    process::started();
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -14,6 +14,7 @@ use vigil_dashboards::{ApiState, MetricsSource};
 use vigil_detectors::anomaly::runner::Detector;
 use vigil_detectors::eval::{AlertSink, Engine, RuleSource};
 use vigil_store::Store;
+use vigil_store::exposition::Exposition;
 
 use crate::cli::ServeArgs;
 use crate::config::VigilConfig;
@@ -128,11 +129,12 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
     let detector_status = detector.clone();
     let delivery_status = notifier.clone();
     let metrics: Vec<MetricsSource> = vec![
-        Arc::new(move |out: &mut String| ingest_stats.render(out)),
-        Arc::new(move |out: &mut String| rule_status.status().render(out)),
-        Arc::new(move |out: &mut String| detector_status.status().render(out)),
-        Arc::new(move |out: &mut String| delivery_status.delivery().render(out)),
+        Arc::new(move |page: &mut Exposition| ingest_stats.render(page)),
+        Arc::new(move |page: &mut Exposition| rule_status.status().render(page)),
+        Arc::new(move |page: &mut Exposition| detector_status.status().render(page)),
+        Arc::new(move |page: &mut Exposition| delivery_status.delivery().render(page)),
         Arc::new(crate::allocator::render_metrics),
+        Arc::new(crate::process::render_metrics),
     ];
     let api = vigil_dashboards::router(ApiState {
         store: store.clone(),

@@ -111,10 +111,47 @@ fn sql_is_read_only_and_vigil_query_prints_a_table() {
         "vigil_wal_bytes_total",
         "vigil_tail_rows{signal=\"spans\"} 3",
         "vigil_wal_queue_depth",
+        "vigil_ingest_ack_duration_seconds_count{signal=\"spans\",transport=\"http\"} 1",
+        "vigil_ingest_ack_duration_seconds_bucket{signal=\"spans\",transport=\"http\",le=\"+Inf\"} 1",
+        "vigil_query_duration_seconds_bucket{le=\"+Inf\"}",
+        "vigil_build_info{version=",
+        "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ",
+        "process_open_fds ",
+        "vigil_memory_resident_bytes ",
     ] {
         assert!(
             metrics.contains(name),
             "{name} missing from /metrics:\n{metrics}"
         );
     }
+    promtool_accepts(&metrics);
+}
+
+/// `promtool check metrics` (Debian's `prometheus` package; scripts/test.sh installs it)
+/// finds nothing wrong with `text`: it parses, and names, types and help follow the
+/// Prometheus conventions.
+fn promtool_accepts(text: &str) {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (scripts/test.sh installs the Debian package prometheus)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

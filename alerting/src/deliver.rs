@@ -19,6 +19,7 @@ use crate::outbox::{Failed, Outbox, Pending};
 use crate::retry::{Backoff, Outcome};
 use crate::send::Sender;
 use crate::sync::lock;
+use vigil_store::exposition::Exposition;
 use vigil_store::query::after;
 
 /// A pending notification as the API shows it.
@@ -66,44 +67,41 @@ pub struct DeliveryStatus {
 }
 
 impl DeliveryStatus {
-    /// Prometheus text: notifications pending, delivered, retried and failed per integration.
-    pub fn render(&self, out: &mut String) {
-        use std::fmt::Write as _;
+    /// Writes notifications pending, delivered, retried and failed per integration to `page`.
+    pub fn render(&self, page: &mut Exposition) {
         let mut pending: BTreeMap<&str, usize> = BTreeMap::new();
         for p in &self.pending {
             *pending.entry(&p.integration).or_default() += 1;
         }
-        let _ = writeln!(
-            out,
-            "# HELP vigil_notifications_pending Notifications in the outbox not yet delivered.\n# TYPE vigil_notifications_pending gauge"
+        let mut family = page.gauge(
+            "vigil_notifications_pending",
+            "Notifications in the outbox not yet delivered.",
         );
         for (integration, n) in &pending {
-            let _ = writeln!(
-                out,
-                "vigil_notifications_pending{{integration={integration:?}}} {n}"
-            );
+            family.sample(&[("integration", integration)], *n as f64);
         }
         type Family = (&'static str, &'static str, fn(&Counters) -> u64);
         let counters: [Family; 3] = [
-            ("delivered", "Notifications a receiver took.", |c| {
-                c.delivered
-            }),
             (
-                "retried",
+                "vigil_notifications_delivered_total",
+                "Notifications a receiver took.",
+                |c| c.delivered,
+            ),
+            (
+                "vigil_notifications_retried_total",
                 "Delivery attempts that failed and were retried.",
                 |c| c.retried,
             ),
             (
-                "failed",
+                "vigil_notifications_failed_total",
                 "Notifications given up as permanent failures.",
                 |c| c.failed,
             ),
         ];
-        for (what, help, get) in counters {
-            let name = format!("vigil_notifications_{what}_total");
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (name, help, get) in counters {
+            let mut family = page.counter(name, help);
             for (integration, c) in &self.counters {
-                let _ = writeln!(out, "{name}{{integration={integration:?}}} {}", get(c));
+                family.sample(&[("integration", integration)], get(c) as f64);
             }
         }
     }

@@ -4,6 +4,7 @@
 //! request's rows durable, so an OK response means the data survives a crash.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use arrow::error::ArrowError;
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -141,10 +142,12 @@ pub struct Ingest {
 #[derive(Debug)]
 pub struct Admission {
     permit: OwnedSemaphorePermit,
+    /// When the request was admitted: its acknowledgement latency starts here.
+    admitted: Instant,
 }
 
 impl Admission {
-    /// Adds `other`'s reservation to this one.
+    /// Adds `other`'s reservation to this one (keeping this one's start).
     pub fn merge(&mut self, other: Admission) {
         self.permit.merge(other.permit);
     }
@@ -186,7 +189,10 @@ impl Ingest {
         let units = (bytes / PERMIT_UNIT).clamp(1, self.budget_units);
         let units = u32::try_from(units).unwrap_or(u32::MAX);
         match self.budget.clone().try_acquire_many_owned(units) {
-            Ok(permit) => Ok(Admission { permit }),
+            Ok(permit) => Ok(Admission {
+                permit,
+                admitted: Instant::now(),
+            }),
             Err(_) => Err(IngestError::Exhausted {
                 reason: "the memory budget for requests in flight is spent".into(),
                 retry_after: RETRY_AFTER,
@@ -220,8 +226,12 @@ impl Ingest {
                 .record_received(R::SIGNAL, transport, converted.received);
             return Err(IngestError::from(e));
         }
-        self.stats
-            .record_export(R::SIGNAL, transport, converted.received, converted.rejected);
+        self.stats.record_export(
+            R::SIGNAL,
+            transport,
+            (converted.received, converted.rejected),
+            admission.admitted.elapsed(),
+        );
         drop(admission);
         Ok(R::response(
             converted.rejected as i64,

@@ -1,9 +1,10 @@
 //! Ingest counters per signal and transport, rendered in Prometheus text format.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use vigil_store::Signal;
+use vigil_store::exposition::{Exposition, FAST_SECONDS, Histogram};
 
 /// The wire an export request arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,12 +35,25 @@ const REASONS: [&str; 6] = [
     "internal",
 ];
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Cell {
     received: AtomicU64,
     accepted: AtomicU64,
     rejected: AtomicU64,
     refused_requests: [AtomicU64; REASONS.len()],
+    ack_seconds: Histogram,
+}
+
+impl Default for Cell {
+    fn default() -> Cell {
+        Cell {
+            received: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            refused_requests: Default::default(),
+            ack_seconds: Histogram::new(FAST_SECONDS),
+        }
+    }
 }
 
 /// Counters of what the receivers saw and did.
@@ -53,15 +67,17 @@ impl IngestStats {
         &self.cells[signal.index()][transport as usize]
     }
 
-    /// Records a stored request: `received` items, of which `rejected` broke the rules.
+    /// Records a stored request: `received` items, of which `rejected` broke the rules,
+    /// acknowledged `latency` after it was admitted.
     pub fn record_export(
         &self,
         signal: Signal,
         transport: Transport,
-        received: u64,
-        rejected: u64,
+        (received, rejected): (u64, u64),
+        latency: Duration,
     ) {
         let c = self.cell(signal, transport);
+        c.ack_seconds.observe(latency.as_secs_f64());
         c.received.fetch_add(received, Ordering::Relaxed);
         c.rejected.fetch_add(rejected, Ordering::Relaxed);
         c.accepted
@@ -82,8 +98,8 @@ impl IngestStats {
         }
     }
 
-    /// Appends the Prometheus text exposition of these counters to `out`.
-    pub fn render(&self, out: &mut String) {
+    /// Writes these counters and the acknowledgement latencies to `page`.
+    pub fn render(&self, page: &mut Exposition) {
         let series = [
             (
                 "vigil_ingest_items_received_total",
@@ -102,34 +118,47 @@ impl IngestStats {
             ),
         ];
         for (name, help, which) in series {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            let mut family = page.counter(name, help);
             for signal in Signal::TELEMETRY {
                 for t in Transport::ALL {
                     let c = self.cell(signal, t);
                     let v = [&c.received, &c.accepted, &c.rejected][which].load(Ordering::Relaxed);
-                    let _ = writeln!(
-                        out,
-                        "{name}{{signal=\"{signal}\",transport=\"{}\"}} {v}",
-                        t.label()
+                    family.sample(
+                        &[("signal", signal.table_name()), ("transport", t.label())],
+                        v as f64,
                     );
                 }
             }
         }
-        let name = "vigil_ingest_requests_refused_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Export requests refused as a whole, by reason.\n# TYPE {name} counter"
+        let mut family = page.counter(
+            "vigil_ingest_requests_refused_total",
+            "Export requests refused as a whole, by reason.",
         );
         for signal in Signal::TELEMETRY {
             for t in Transport::ALL {
                 for (i, reason) in REASONS.iter().enumerate() {
                     let v = self.cell(signal, t).refused_requests[i].load(Ordering::Relaxed);
-                    let _ = writeln!(
-                        out,
-                        "{name}{{signal=\"{signal}\",transport=\"{}\",reason=\"{reason}\"}} {v}",
-                        t.label()
+                    family.sample(
+                        &[
+                            ("signal", signal.table_name()),
+                            ("transport", t.label()),
+                            ("reason", reason),
+                        ],
+                        v as f64,
                     );
                 }
+            }
+        }
+        let mut family = page.histogram(
+            "vigil_ingest_ack_duration_seconds",
+            "Time from an export request's arrival to its answer, for requests stored durably.",
+        );
+        for signal in Signal::TELEMETRY {
+            for t in Transport::ALL {
+                family.observed(
+                    &[("signal", signal.table_name()), ("transport", t.label())],
+                    &self.cell(signal, t).ack_seconds,
+                );
             }
         }
     }

@@ -6,6 +6,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
+use vigil_store::exposition::Exposition;
+
+use crate::sql;
 use crate::state::ApiState;
 
 /// Liveness: the process answers.
@@ -22,13 +25,16 @@ pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
     }
 }
 
-/// Prometheus text exposition of the store's and every registered component's counters.
+/// Prometheus text exposition of the store's, the query API's and every registered
+/// component's figures.
 pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
-    let mut out = String::new();
-    state.store.render_metrics(&mut out);
+    let mut page = Exposition::new();
+    state.store.render_metrics(&mut page);
+    sql::render_metrics(&mut page);
     for source in &state.metrics {
-        source(&mut out);
+        source(&mut page);
     }
+    let out = page.into_text();
     (
         [(
             header::CONTENT_TYPE,

@@ -1,11 +1,12 @@
 //! Read-only SQL: only SELECT, WITH and EXPLAIN reach the engine, under a timeout and a row cap.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use datafusion::execution::context::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement;
+use vigil_store::exposition::{self, Exposition, Histogram};
 
 /// Why a query was not answered.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,18 @@ pub struct QueryResult {
     pub schema: arrow::datatypes::SchemaRef,
     /// True when rows beyond the cap were dropped.
     pub truncated: bool,
+}
+
+/// How long the queries [`run`] answered took, refused ones aside.
+static QUERY_SECONDS: Histogram = Histogram::new(exposition::QUERY_SECONDS);
+
+/// Writes the query latencies to `page`.
+pub fn render_metrics(page: &mut Exposition) {
+    page.histogram(
+        "vigil_query_duration_seconds",
+        "Time the query API's queries took to plan and run, timeouts and failures included.",
+    )
+    .observed(&[], &QUERY_SECONDS);
 }
 
 /// Refuses anything but a single SELECT / WITH … SELECT / EXPLAIN.
@@ -93,9 +106,10 @@ pub async fn run(
             .map_err(|e| QueryError::Failed(e.to_string()))?;
         Ok::<_, QueryError>((schema, batches))
     };
-    let (schema, mut batches) = tokio::time::timeout(timeout, work)
-        .await
-        .map_err(|_| QueryError::Timeout(timeout))??;
+    let started = Instant::now();
+    let answer = tokio::time::timeout(timeout, work).await;
+    QUERY_SECONDS.observe(started.elapsed().as_secs_f64());
+    let (schema, mut batches) = answer.map_err(|_| QueryError::Timeout(timeout))??;
     let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let truncated = total > max_rows;
     if truncated {

@@ -9,9 +9,10 @@ use vigil_store::Store;
 
 use crate::config::ApiConfig;
 use crate::trace::cache::TraceCache;
+use vigil_store::exposition::Exposition;
 
 /// Renders extra Prometheus text (from components this crate does not know) into `/metrics`.
-pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
+pub type MetricsSource = Arc<dyn Fn(&mut Exposition) + Send + Sync>;
 
 /// Alerts from elsewhere than the rule engine (posted by other rule engines), listed beside
 /// the rule engine's own.

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use vigil_store::exposition::{Exposition, Single};
 use vigil_store::units::HumanDuration;
 use vigil_store::{Signal, Store};
 
@@ -119,57 +120,53 @@ pub struct DetectorStatus {
 }
 
 impl DetectorStatus {
-    /// The detector's Prometheus self-metrics.
-    pub fn render(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        for (name, kind, help, v) in [
+    /// Writes the detector's self-metrics to `page`.
+    pub fn render(&self, page: &mut Exposition) {
+        for (kind, name, help, v) in [
             (
+                Single::Counter,
                 "vigil_anomaly_windows_total",
-                "counter",
                 "Feature windows scored.",
                 self.windows as f64,
             ),
             (
+                Single::Counter,
                 "vigil_anomalies_total",
-                "counter",
                 "Anomalies found.",
                 self.anomalies as f64,
             ),
             (
+                Single::Counter,
                 "vigil_anomaly_window_failures_total",
-                "counter",
                 "Windows that could not be scored.",
                 self.failures as f64,
             ),
             (
+                Single::Gauge,
                 "vigil_anomaly_series",
-                "gauge",
                 "Series with a model.",
                 self.monitor.series as f64,
             ),
             (
+                Single::Gauge,
                 "vigil_anomaly_peer_groups",
-                "gauge",
                 "Consumer operations whose partitions are compared with each other.",
                 self.peer_groups as f64,
             ),
             (
+                Single::Gauge,
                 "vigil_anomaly_series_warming_up",
-                "gauge",
                 "Series still learning (no anomalies yet).",
                 self.monitor.warming_up as f64,
             ),
             (
+                Single::Gauge,
                 "vigil_anomaly_window_duration_seconds",
-                "gauge",
                 "Time the last window took to read, score and record.",
                 self.last_duration.as_secs_f64(),
             ),
         ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-            );
+            page.single(kind, name, help, v);
         }
     }
 }

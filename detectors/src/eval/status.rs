@@ -1,11 +1,10 @@
 //! What the rules API and `/metrics` show: a snapshot of every group, rule, SLO and alert,
 //! published by the engine after each evaluation and each reload.
 
-use std::fmt::Write as _;
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use vigil_store::alert::{Alert, AlertState};
+use vigil_store::exposition::{Exposition, Single};
 
 use super::slo::SloStatus;
 
@@ -138,82 +137,72 @@ impl Status {
             .collect()
     }
 
-    /// Prometheus text for `/metrics`.
-    pub fn render(&self, out: &mut String) {
-        let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, v) in rows {
-                let _ = writeln!(out, "{name}{labels} {v}");
+    /// Writes the rule engine's self-metrics to `page`.
+    pub fn render(&self, page: &mut Exposition) {
+        type PerGroup = (&'static str, fn(&GroupStatus) -> f64);
+        let per_group: [(Single, &str, PerGroup); 4] = [
+            (
+                Single::Counter,
+                "Rule group evaluations.",
+                ("vigil_rule_group_evaluations_total", |g| {
+                    g.evaluations as f64
+                }),
+            ),
+            (
+                Single::Counter,
+                "Rule and SLO evaluations that failed.",
+                ("vigil_rule_evaluation_failures_total", |g| {
+                    g.failures as f64
+                }),
+            ),
+            (
+                Single::Counter,
+                "Group evaluations started late because earlier ones overran.",
+                ("vigil_rule_group_missed_iterations_total", |g| {
+                    g.missed as f64
+                }),
+            ),
+            (
+                Single::Gauge,
+                "How long the group's last evaluation took.",
+                ("vigil_rule_group_last_duration_seconds", |g| {
+                    g.evaluation_seconds
+                }),
+            ),
+        ];
+        for (kind, help, (name, get)) in per_group {
+            let mut family = page.scalar(kind, name, help);
+            for g in &self.groups {
+                family.sample(&[("rule_group", &g.name)], get(g));
             }
-        };
-        let per_group = |f: &dyn Fn(&GroupStatus) -> f64| -> Vec<(String, f64)> {
-            self.groups
-                .iter()
-                .map(|g| (format!("{{rule_group={:?}}}", g.name), f(g)))
-                .collect()
-        };
-        family(
-            "vigil_rule_group_evaluations_total",
-            "counter",
-            "Rule group evaluations.",
-            per_group(&|g| g.evaluations as f64),
-        );
-        family(
-            "vigil_rule_evaluation_failures_total",
-            "counter",
-            "Rule and SLO evaluations that failed.",
-            per_group(&|g| g.failures as f64),
-        );
-        family(
-            "vigil_rule_group_missed_iterations_total",
-            "counter",
-            "Group evaluations started late because earlier ones overran.",
-            per_group(&|g| g.missed as f64),
-        );
-        family(
-            "vigil_rule_group_last_duration_seconds",
-            "gauge",
-            "How long the group's last evaluation took.",
-            per_group(&|g| g.evaluation_seconds),
-        );
-        family(
+        }
+        page.counter(
             "vigil_rule_config_reloads_total",
-            "counter",
             "Rule file loads by result.",
-            vec![
-                ("{result=\"success\"}".into(), self.reload.successes as f64),
-                ("{result=\"failure\"}".into(), self.reload.failures as f64),
-            ],
-        );
-        family(
+        )
+        .sample(&[("result", "success")], self.reload.successes as f64)
+        .sample(&[("result", "failure")], self.reload.failures as f64);
+        page.single(
+            Single::Gauge,
             "vigil_rule_config_last_reload_successful",
-            "gauge",
             "1 if the last rule file load succeeded.",
-            vec![(
-                String::new(),
-                f64::from(u8::from(self.reload.last_error.is_none())),
-            )],
+            f64::from(u8::from(self.reload.last_error.is_none())),
         );
-        family(
+        page.single(
+            Single::Counter,
             "vigil_alert_history_write_failures_total",
-            "counter",
             "Alert state changes that could not be written to the alerts table.",
-            vec![(String::new(), self.history_failures as f64)],
+            self.history_failures as f64,
         );
         let alerts = self.alerts();
-        let count = |s: AlertState| alerts.iter().filter(|a| a.state == s).count() as f64;
-        family(
-            "vigil_alerts",
-            "gauge",
-            "Current alerts by state.",
-            [
-                AlertState::Pending,
-                AlertState::Firing,
-                AlertState::Resolved,
-            ]
-            .into_iter()
-            .map(|s| (format!("{{state=\"{}\"}}", s.as_str()), count(s)))
-            .collect(),
-        );
+        let mut family = page.gauge("vigil_alerts", "Current alerts by state.");
+        for s in [
+            AlertState::Pending,
+            AlertState::Firing,
+            AlertState::Resolved,
+        ] {
+            let n = alerts.iter().filter(|a| a.state == s).count();
+            family.sample(&[("state", s.as_str())], n as f64);
+        }
     }
 }
