@@ -180,7 +180,7 @@ pub fn expand_env(text: &str, env: impl Fn(&str) -> Option<String>) -> anyhow::R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigil_detectors::rules::model::Aggregation;
+    use vigil_detectors::rules::selector::Aggregation;
 
     #[test]
     fn env_references_expand_and_missing_ones_are_errors() {

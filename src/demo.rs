@@ -14,8 +14,8 @@ use vigil_sample_services::bus::memory::{MemoryBus, MemoryBusConfig};
 use vigil_sample_services::bus::nats::{NatsBus, NatsBusConfig};
 use vigil_sample_services::chaos::{Chaos, FaultKind, FaultSpec};
 use vigil_sample_services::consumer::RetryPolicy;
+use vigil_sample_services::deployment::Saga;
 use vigil_sample_services::load::{self, LoadConfig, Mix};
-use vigil_sample_services::saga::Saga;
 use vigil_sample_services::telemetry::Export;
 use vigil_sample_services::{admin, gateway};
 

@@ -17,9 +17,10 @@ use common::Vigil;
 use serde_json::Value;
 use vigil_sample_services::bus::memory::{MemoryBus, MemoryBusConfig};
 use vigil_sample_services::consumer::RetryPolicy;
+use vigil_sample_services::deployment::Saga;
 use vigil_sample_services::gateway;
 use vigil_sample_services::saga::order::OrderStatus;
-use vigil_sample_services::saga::{Item, OrderRequest, Saga};
+use vigil_sample_services::saga::{Item, OrderRequest};
 use vigil_sample_services::telemetry::Export;
 
 fn request(qty: u32, card: &str) -> OrderRequest {

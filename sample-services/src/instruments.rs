@@ -11,7 +11,7 @@ use opentelemetry::metrics::{
     Counter, Histogram, Meter, ObservableCounter, ObservableGauge, UpDownCounter,
 };
 
-use crate::consumer::ConsumerStats;
+use crate::consumer_stats::ConsumerStats;
 
 /// Latency buckets in seconds, 1 ms to 10 s.
 const SECONDS: [f64; 14] = [

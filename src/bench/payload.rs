@@ -7,7 +7,7 @@ use opentelemetry_proto::tonic::common::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span::Event};
 
-use vigil_collector::convert::values::push_hex;
+use vigil_collector::convert::ids::push_hex;
 use vigil_sample_services::saga::SERVICES;
 
 const ROUTES: [&str; 6] = [

@@ -14,6 +14,7 @@ use arrow::array::RecordBatch;
 use crate::Signal;
 use crate::catalog::{Catalog, SegmentFile};
 use crate::error::Result;
+use crate::hour_file;
 use crate::parquet_files::{self, FileLayout, hour_of};
 
 /// What one compaction pass did.
@@ -98,10 +99,10 @@ fn merge(
         .iter()
         .filter_map(|f| Some(f.path.file_name()?.to_string_lossy().into_owned()))
         .collect();
-    let merged = parquet_files::write_hour(root, signal, hour, segment, batches, layout, &names)?;
+    let merged = hour_file::write(root, (signal, hour, segment), batches, layout, &names)?;
     catalog.replace_files(signal, run, merged);
     for f in run {
-        parquet_files::delete(signal, f);
+        hour_file::delete(signal, f);
     }
     Ok(())
 }

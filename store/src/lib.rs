@@ -13,6 +13,7 @@ pub mod compaction;
 pub mod config;
 pub mod error;
 pub mod exposition;
+mod hour_file;
 mod metrics;
 pub mod parquet_files;
 mod parquet_layout;

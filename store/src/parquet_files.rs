@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use arrow::array::Int64Array;
 use arrow::array::RecordBatch;
@@ -76,14 +75,32 @@ pub struct FileLayout {
     pub working_bytes: usize,
 }
 
-/// Writes one signal's rows of one hour, all from WAL segments `<= wal_segment`, as a new file.
-/// `replaces` names the files (same directory) whose rows this file holds instead: start-up
-/// deletes them if a crash left them behind.
-pub fn write_hour(
+/// The path of a new file of `signal` for `hour` covering WAL segments `<= wal_segment`; a
+/// file that replaces others (a compaction) gets a name of its own.
+pub fn new_path(
     root: &Path,
     signal: Signal,
     hour: i64,
     wal_segment: u64,
+    replaces: &[String],
+) -> PathBuf {
+    let stem = if replaces.is_empty() {
+        format!("{wal_segment:020}")
+    } else {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("{wal_segment:020}-merged-{nanos}")
+    };
+    hour_dir(root, signal, hour).join(format!("{stem}.parquet"))
+}
+
+/// Writes one signal's rows of one hour, all from WAL segments `<= wal_segment`, as the new
+/// file `path` (from [`new_path`]). `replaces` names the files (same directory) whose rows
+/// this file holds instead: start-up deletes them if a crash left them behind.
+pub fn write_hour(
+    path: PathBuf,
+    (signal, hour, wal_segment): (Signal, i64, u64),
     batches: &[RecordBatch],
     layout: FileLayout,
     replaces: &[String],
@@ -94,19 +111,6 @@ pub fn write_hour(
         .filter_map(crate::catalog::time_bounds)
         .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
         .unwrap_or((0, 0));
-    let dir = hour_dir(root, signal, hour);
-    let stem = if replaces.is_empty() {
-        format!("{wal_segment:020}")
-    } else {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        format!("{wal_segment:020}-merged-{nanos}")
-    };
-    let path = dir.join(format!("{stem}.parquet"));
-    if signal == Signal::Spans {
-        crate::rollup::sidecar::write(&path, batches)?;
-    }
     let props = crate::parquet_layout::apply(
         WriterProperties::builder(),
         &table_schema,
@@ -305,12 +309,8 @@ pub fn uncovered(
         .collect())
 }
 
-/// Removes a file of `signal` (and its hour directory when that becomes empty), and a spans
-/// file's rollup with it.
-pub fn delete(signal: Signal, file: &Arc<SegmentFile>) {
-    if signal == Signal::Spans {
-        crate::rollup::sidecar::delete(&file.path);
-    }
+/// Removes a file (and its hour directory when that becomes empty).
+pub fn delete(file: &SegmentFile) {
     if let Err(e) = fs::remove_file(&file.path) {
         tracing::warn!(path = %file.path.display(), error = %e, "could not delete segment file");
     }

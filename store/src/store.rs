@@ -18,6 +18,7 @@ use crate::catalog::{Catalog, SegmentFile, TailEntry};
 use crate::compaction::{self, CompactionReport};
 use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
+use crate::hour_file;
 use crate::parquet_files::{self, FileLayout, split_by_hour};
 use crate::table::SignalTable;
 use crate::wal::{self, encode_record, list_segments, read_segment, segment_path};
@@ -329,11 +330,9 @@ impl Store {
                 }
             }
             for (hour, batches) in by_hour {
-                let file = parquet_files::write_hour(
+                let file = hour_file::write(
                     &self.inner.parquet_dir,
-                    signal,
-                    hour,
-                    segment,
+                    (signal, hour, segment),
                     &batches,
                     self.layout(),
                     &[],
@@ -383,7 +382,7 @@ impl Store {
             );
         }
         for (signal, f) in &removed {
-            parquet_files::delete(*signal, f);
+            hour_file::delete(*signal, f);
         }
         self.inner
             .flush_stats

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 
-use super::values::push_optional_id;
+use super::ids::push_optional_id;
 
 /// Appends `s` as a JSON string literal.
 pub fn string(out: &mut String, s: &str) {

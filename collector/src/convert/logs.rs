@@ -12,7 +12,8 @@ use vigil_store::{Signal, schema::schema};
 use super::Converted;
 use super::common::{CommonColumns, Origin, RowKey, nanos, strings};
 use super::correlation::{self, CorrelationIndex};
-use super::values::{append_text, hex_id};
+use super::ids::hex_id;
+use super::values::append_text;
 
 struct LogColumns {
     common: CommonColumns,

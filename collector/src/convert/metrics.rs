@@ -19,8 +19,9 @@ use vigil_store::{Signal, schema::schema};
 use super::Converted;
 use super::common::{CommonColumns, Origin, RowKey, map_builder, nanos, push_map, strings};
 use super::correlation;
+use super::ids::hex_id;
 use super::json;
-use super::values::{attributes_text, hex_id};
+use super::values::attributes_text;
 
 /// What one data point contributes beyond the shared columns.
 #[derive(Default)]

@@ -6,6 +6,7 @@
 
 mod common;
 pub mod correlation;
+pub mod ids;
 mod json;
 mod logs;
 mod metrics;

@@ -14,8 +14,8 @@ use vigil_store::{Signal, schema::schema};
 use super::Converted;
 use super::common::{CommonColumns, Origin, RowKey, nanos, strings};
 use super::correlation::{self, CorrelationIndex};
+use super::ids::hex_id;
 use super::json;
-use super::values::hex_id;
 
 struct Ids {
     trace: String,

@@ -344,9 +344,9 @@ pub async fn measure(
             super::metrics::evaluate(ctx, selector, metric, group_by, window).await
         }
         Measure::ConsumerLag => {
-            let lag = crate::rules::model::MetricSelector {
+            let lag = crate::rules::selector::MetricSelector {
                 name: CONSUMER_LAG_METRIC.into(),
-                aggregation: crate::rules::model::Aggregation::Last,
+                aggregation: crate::rules::selector::Aggregation::Last,
                 labels: Default::default(),
             };
             super::metrics::evaluate(ctx, selector, &lag, group_by, window).await

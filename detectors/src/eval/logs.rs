@@ -6,7 +6,7 @@ use vigil_store::query::{Sql, Window, all, floats, lit, strings};
 use vigil_store::sql;
 
 use super::{EvalError, Sample, label_column, selector_conditions};
-use crate::rules::model::{LogSelector, SpanSelector};
+use crate::rules::selector::{LogSelector, SpanSelector};
 
 /// The query counting `logs` of `selector`'s service (and attributes) in `window`, per
 /// `group_by` series (`g0`, `g1`, … and `n`).

@@ -10,7 +10,7 @@ use datafusion::prelude::SessionContext;
 
 use super::quantile::from_buckets;
 use super::{EvalError, Sample, selector_conditions};
-use crate::rules::model::{Aggregation, MetricSelector, SpanSelector};
+use crate::rules::selector::{Aggregation, MetricSelector, SpanSelector};
 use vigil_store::query::{Sql, Window, all, eq, floats, strings, text, to_strings};
 use vigil_store::sql;
 

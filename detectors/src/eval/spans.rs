@@ -9,7 +9,7 @@ use datafusion::prelude::SessionContext;
 
 use super::{EvalError, Sample, label_column};
 use crate::rules::Measure;
-use crate::rules::model::SpanSelector;
+use crate::rules::selector::SpanSelector;
 use vigil_store::query::{Sql, Window, list, strings, text};
 use vigil_store::sql;
 

@@ -9,7 +9,7 @@ use datafusion::prelude::SessionContext;
 use super::{Feature, Observation, PeerMember, SeriesKey, WatchedMetric, rollup};
 use crate::eval::group::CONSUMER_LAG_METRIC;
 use crate::eval::{EvalError, metrics};
-use crate::rules::model::{Aggregation, MetricSelector, SpanSelector};
+use crate::rules::selector::{Aggregation, MetricSelector, SpanSelector};
 use vigil_store::query::{
     Severity, SpanKind, Sql, StatusCode, Window, attribute, floats, list, lit, strings, text,
 };

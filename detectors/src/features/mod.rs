@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::rules::model::Aggregation;
+use crate::rules::selector::Aggregation;
 use crate::rules::threshold::Unit;
 
 /// What is measured per series and window.

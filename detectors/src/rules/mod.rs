@@ -2,6 +2,7 @@
 //! file, line and column, and checked for what serde cannot see (unique names).
 
 pub mod model;
+pub mod selector;
 pub mod slo;
 pub mod template;
 pub mod threshold;

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use vigil_store::units::HumanDuration;
 
-use super::model::{SpanKind, SpanSelector};
+use super::selector::SpanSelector;
+use vigil_store::query::SpanKind;
 
 /// Which spans count as events, and which of them are good.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

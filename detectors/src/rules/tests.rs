@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::model::{Aggregation, SpanKind};
+use super::selector::Aggregation;
 use super::threshold::{Comparison, Unit};
 use super::*;
+use vigil_store::query::SpanKind;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -18,7 +18,7 @@ use vigil_detectors::eval::group::{GroupState, measure};
 use vigil_detectors::eval::spans::SpanWindow;
 use vigil_detectors::features::{Feature, SeriesKey, WatchedMetric, extract, extract_partitions};
 use vigil_detectors::rca::metric_shifts::levels;
-use vigil_detectors::rules::model::Aggregation;
+use vigil_detectors::rules::selector::Aggregation;
 use vigil_detectors::rules::{Rule, parse};
 use vigil_store::query::Window;
 use vigil_store::schema::schema;
