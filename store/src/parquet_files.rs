@@ -22,10 +22,10 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 
 use crate::Signal;
 use crate::catalog::{SegmentFile, time_column};
+use crate::durable::sync_dir;
 use crate::error::{Result, StoreError};
 use crate::schema::schema;
 use crate::sorted_write::write_sorted;
-use crate::writer::sync_dir;
 
 const HOUR_NS: i64 = 3_600_000_000_000;
 const META_MIN: &str = "vigil.min_time";

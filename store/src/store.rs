@@ -1,8 +1,10 @@
-//! The store facade: open with WAL replay, durable appends, flushes, retention, SQL sessions.
+//! The store facade: opening (restoring what `recovery.rs` finds), durable appends through the
+//! WAL writer thread, the flush (`flush.rs`), retention (`retention.rs`) and compaction on a
+//! schedule, and SQL sessions.
 
 use std::fs;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -14,80 +16,39 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::SessionConfig;
 use tokio::sync::{Notify, oneshot};
 
-use crate::catalog::{Catalog, SegmentFile, TailEntry};
+use crate::catalog::Catalog;
 use crate::compaction::{self, CompactionReport};
 use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
-use crate::hour_file;
-use crate::parquet_files::{self, FileLayout, split_by_hour};
+use crate::flush::{self, FlushReport, FlushStats};
+use crate::parquet_files::FileLayout;
+use crate::recovery::{self, ReplayReport};
+use crate::retention;
 use crate::table::SignalTable;
-use crate::wal::{self, encode_record, list_segments, read_segment, segment_path};
+use crate::wal::encode_record;
 use crate::writer::{Command, WalStats, Writer};
 use crate::{Signal, rollup, schema};
 
-/// Counters about flushes and retention, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct FlushStats {
-    /// Completed flushes.
-    pub flushes: AtomicU64,
-    /// Failed flushes.
-    pub failures: AtomicU64,
-    /// Total flush time, microseconds.
-    pub micros_total: AtomicU64,
-    /// Duration of the last flush, microseconds.
-    pub last_micros: AtomicU64,
-    /// Rows written to Parquet.
-    pub rows: AtomicU64,
-    /// Files deleted by retention.
-    pub expired_files: AtomicU64,
-    /// Small files merged away by compaction.
-    pub compacted_files: AtomicU64,
-}
-
-/// What one flush did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct FlushReport {
-    /// Files written.
-    pub files: usize,
-    /// Rows written.
-    pub rows: u64,
-    /// Last WAL segment the flush covered.
-    pub wal_segment: u64,
-}
-
-/// What start-up recovered from the WAL.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ReplayReport {
-    /// Segments read.
-    pub segments: usize,
-    /// Rows put back into the tail.
-    pub rows: u64,
-    /// Rows skipped because Parquet already had them.
-    pub rows_already_flushed: u64,
-    /// Bytes of torn or corrupt record data cut off the end of the last segment.
-    pub torn_bytes: u64,
-}
-
-struct Inner {
-    config: StoreConfig,
-    wal_dir: PathBuf,
-    parquet_dir: PathBuf,
-    catalog: Arc<Catalog>,
-    tx: Mutex<Option<SyncSender<Command>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
-    wal_stats: Arc<WalStats>,
-    flush_stats: FlushStats,
-    flush_lock: tokio::sync::Mutex<()>,
-    flush_wanted: Notify,
-    replay: ReplayReport,
+pub(crate) struct Inner {
+    pub(crate) config: StoreConfig,
+    pub(crate) wal_dir: PathBuf,
+    pub(crate) parquet_dir: PathBuf,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) tx: Mutex<Option<SyncSender<Command>>>,
+    pub(crate) writer: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) wal_stats: Arc<WalStats>,
+    pub(crate) flush_stats: FlushStats,
+    pub(crate) flush_lock: tokio::sync::Mutex<()>,
+    pub(crate) flush_wanted: Notify,
+    pub(crate) replay: ReplayReport,
     /// Shared by every query session, so Parquet footers read once stay cached.
-    runtime: Arc<RuntimeEnv>,
+    pub(crate) runtime: Arc<RuntimeEnv>,
 }
 
 /// Vigil's columnar store. Cheap to clone; all clones share one WAL and catalog.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Store {
@@ -109,56 +70,7 @@ impl Store {
                 .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
         }
         let catalog = Arc::new(Catalog::default());
-        let files = parquet_files::scan(&parquet_dir)?;
-        let spans: Vec<&SegmentFile> = files
-            .iter()
-            .filter(|(s, _)| *s == Signal::Spans)
-            .map(|(_, f)| f)
-            .collect();
-        rollup::sidecar::repair(&parquet_dir, &spans)?;
-        let coverage = parquet_files::coverage(files.iter().map(|(s, f)| (*s, f)));
-        catalog.add_files(files);
-
-        let mut replay = ReplayReport::default();
-        let segments = list_segments(&wal_dir)?;
-        let mut last = (0u64, 0u64);
-        let mut entries = Vec::new();
-        for &id in &segments {
-            let contents = read_segment(&segment_path(&wal_dir, id))?;
-            replay.segments += 1;
-            if contents.valid_len < contents.file_len {
-                replay.torn_bytes += contents.file_len - contents.valid_len;
-                tracing::warn!(
-                    segment = id,
-                    torn = contents.file_len - contents.valid_len,
-                    "cutting off a torn WAL tail"
-                );
-            }
-            for record in contents.records {
-                let total = record.batch.num_rows() as u64;
-                let mut kept = 0;
-                for batch in parquet_files::uncovered(record.signal, id, &record.batch, &coverage)?
-                {
-                    kept += batch.num_rows() as u64;
-                    if let Some(entry) = TailEntry::new(id, batch) {
-                        entries.push((record.signal, entry));
-                    }
-                }
-                replay.rows += kept;
-                replay.rows_already_flushed += total - kept;
-            }
-            last = (id, contents.valid_len);
-        }
-        catalog.append_tail(entries);
-        // New writes must land in a segment no Parquet file claims to cover, or a later
-        // replay would skip them.
-        let max_covered = coverage.values().copied().max().unwrap_or(0);
-        if last.0 <= max_covered {
-            last = (max_covered + 1, 0);
-        }
-        if replay.segments > 0 {
-            tracing::info!(?replay, "replayed write-ahead log");
-        }
+        let (replay, last) = recovery::restore(&wal_dir, &parquet_dir, &catalog)?;
 
         let wal_stats = Arc::new(WalStats::default());
         let writer = Writer::open(
@@ -217,7 +129,7 @@ impl Store {
         self.inner.catalog.tail_bytes() > self.inner.config.tail_limit.0 as usize
     }
 
-    fn sender(&self) -> Result<SyncSender<Command>> {
+    pub(crate) fn sender(&self) -> Result<SyncSender<Command>> {
         self.inner
             .tx
             .lock()
@@ -292,120 +204,50 @@ impl Store {
             .map_err(|_| StoreError::WriterStopped)?;
         let segment = done.await.map_err(|_| StoreError::WriterStopped)??;
         let this = self.clone();
-        let result = tokio::task::spawn_blocking(move || this.flush_segments(segment))
-            .await
-            .map_err(|e| StoreError::WalWrite(format!("flush task: {e}")))?;
-        let stats = &self.inner.flush_stats;
-        match &result {
-            Ok(report) => {
-                let micros = started.elapsed().as_micros() as u64;
-                stats.flushes.fetch_add(1, Ordering::Relaxed);
-                stats.micros_total.fetch_add(micros, Ordering::Relaxed);
-                stats.last_micros.store(micros, Ordering::Relaxed);
-                stats.rows.fetch_add(report.rows, Ordering::Relaxed);
-                if report.rows > 0 {
-                    tracing::debug!(?report, micros, "flushed tail to parquet");
-                }
-            }
-            Err(e) => {
-                stats.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, "flush failed; data stays in the WAL and tail");
-            }
-        }
+        let result = tokio::task::spawn_blocking(move || {
+            let inner = &this.inner;
+            flush::write_up_to(
+                &inner.catalog,
+                (&inner.wal_dir, &inner.parquet_dir),
+                this.layout(),
+                segment,
+            )
+        })
+        .await
+        .map_err(|e| StoreError::WalWrite(format!("flush task: {e}")))?;
+        self.inner.flush_stats.record(&result, started);
         result
     }
 
-    fn flush_segments(&self, segment: u64) -> Result<FlushReport> {
-        let tails = self.inner.catalog.tail_up_to(segment);
-        let mut files = Vec::new();
-        let mut report = FlushReport {
-            wal_segment: segment,
-            ..Default::default()
-        };
-        for signal in Signal::ALL {
-            let mut by_hour: std::collections::BTreeMap<i64, Vec<RecordBatch>> = Default::default();
-            for entry in &tails[signal.index()] {
-                for (hour, batch) in split_by_hour(&entry.batch)? {
-                    by_hour.entry(hour).or_default().push(batch);
-                }
-            }
-            for (hour, batches) in by_hour {
-                let file = hour_file::write(
-                    &self.inner.parquet_dir,
-                    (signal, hour, segment),
-                    &batches,
-                    self.layout(),
-                    &[],
-                )?;
-                report.rows += file.rows;
-                report.files += 1;
-                files.push((signal, file));
-            }
-        }
-        self.inner.catalog.commit_flush(segment, files);
-        for id in list_segments(&self.inner.wal_dir)?
-            .into_iter()
-            .filter(|id| *id <= segment)
-        {
-            let path = wal::segment_path(&self.inner.wal_dir, id);
-            fs::remove_file(&path)
-                .map_err(|e| StoreError::io(format!("removing {}", path.display()), e))?;
-        }
-        Ok(report)
-    }
-
-    /// Deletes Parquet files older than the retention age, then the oldest while over the size limit.
-    pub fn enforce_retention(&self) -> usize {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as i64;
-        let cutoff = now.saturating_sub(self.inner.config.retention_age.0.as_nanos() as i64);
-        let mut removed = self.inner.catalog.remove_files(|_, f| f.max_time < cutoff);
-        let mut files = self.inner.catalog.files();
-        let mut total: u64 = files.iter().map(|(_, f)| f.bytes).sum();
-        let limit = self.inner.config.retention_size.0;
-        if total > limit {
-            files.sort_by_key(|(_, f)| f.max_time);
-            let mut doomed = std::collections::HashSet::new();
-            for (_, f) in &files {
-                if total <= limit {
-                    break;
-                }
-                total -= f.bytes;
-                doomed.insert(f.path.clone());
-            }
-            removed.extend(
-                self.inner
-                    .catalog
-                    .remove_files(|_, f| doomed.contains(&f.path)),
-            );
-        }
-        for (signal, f) in &removed {
-            hour_file::delete(*signal, f);
-        }
-        self.inner
-            .flush_stats
-            .expired_files
-            .fetch_add(removed.len() as u64, Ordering::Relaxed);
-        removed.len()
-    }
-
-    fn layout(&self) -> FileLayout {
+    /// How flushes and compactions write files.
+    pub(crate) fn layout(&self) -> FileLayout {
         FileLayout {
             row_group_rows: self.inner.config.row_group_rows,
             working_bytes: self.inner.config.write_memory.0 as usize,
         }
     }
 
+    /// Deletes Parquet files older than the retention age, then the oldest while over the size limit.
+    pub fn enforce_retention(&self) -> usize {
+        let config = &self.inner.config;
+        let removed = retention::expire(
+            &self.inner.catalog,
+            config.retention_age,
+            config.retention_size,
+            now_nanos(),
+        );
+        self.inner
+            .flush_stats
+            .expired_files
+            .fetch_add(removed as u64, Ordering::Relaxed);
+        removed
+    }
+
     /// Merges small files of finished hours (see [`crate::compaction`]), reading at most
     /// `write_memory` of decoded rows per merge.
     pub fn compact(&self) -> Result<CompactionReport> {
         let config = &self.inner.config;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos() as i64;
+        let now = now_nanos();
         let report = compaction::compact(
             &self.inner.catalog,
             &self.inner.parquet_dir,
@@ -498,4 +340,11 @@ impl Store {
             let _ = handle.join();
         }
     }
+}
+
+/// Nanoseconds since the epoch, now.
+fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }

@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use crate::Signal;
 use crate::catalog::{Catalog, TailEntry};
 use crate::config::FsyncPolicy;
+use crate::durable::sync_dir;
 use crate::error::{Result, StoreError};
 use crate::wal::segment_path;
 
@@ -248,11 +249,4 @@ impl Writer {
         self.stats.segment_bytes.store(0, Ordering::Relaxed);
         Ok(closed)
     }
-}
-
-/// fsyncs a directory so a file created or renamed in it survives a crash.
-pub(crate) fn sync_dir(dir: &std::path::Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::io(format!("fsync of directory {}", dir.display()), e))
 }
