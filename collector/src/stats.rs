@@ -98,6 +98,16 @@ impl IngestStats {
         }
     }
 
+    /// Every cell with its `signal` and `transport` labels.
+    fn cells(&self) -> impl Iterator<Item = ([(&'static str, &'static str); 2], &Cell)> {
+        Signal::TELEMETRY.into_iter().flat_map(move |signal| {
+            Transport::ALL.into_iter().map(move |t| {
+                let labels = [("signal", signal.table_name()), ("transport", t.label())];
+                (labels, self.cell(signal, t))
+            })
+        })
+    }
+
     /// Writes these counters and the acknowledgement latencies to `page`.
     pub fn render(&self, page: &mut Exposition) {
         let series = [
@@ -119,47 +129,27 @@ impl IngestStats {
         ];
         for (name, help, which) in series {
             let mut family = page.counter(name, help);
-            for signal in Signal::TELEMETRY {
-                for t in Transport::ALL {
-                    let c = self.cell(signal, t);
-                    let v = [&c.received, &c.accepted, &c.rejected][which].load(Ordering::Relaxed);
-                    family.sample(
-                        &[("signal", signal.table_name()), ("transport", t.label())],
-                        v as f64,
-                    );
-                }
+            for (labels, c) in self.cells() {
+                let v = [&c.received, &c.accepted, &c.rejected][which].load(Ordering::Relaxed);
+                family.sample(&labels, v as f64);
             }
         }
         let mut family = page.counter(
             "vigil_ingest_requests_refused_total",
             "Export requests refused as a whole, by reason.",
         );
-        for signal in Signal::TELEMETRY {
-            for t in Transport::ALL {
-                for (i, reason) in REASONS.iter().enumerate() {
-                    let v = self.cell(signal, t).refused_requests[i].load(Ordering::Relaxed);
-                    family.sample(
-                        &[
-                            ("signal", signal.table_name()),
-                            ("transport", t.label()),
-                            ("reason", reason),
-                        ],
-                        v as f64,
-                    );
-                }
+        for ([signal, transport], c) in self.cells() {
+            for (reason, n) in REASONS.iter().zip(&c.refused_requests) {
+                let labels = [signal, transport, ("reason", reason)];
+                family.sample(&labels, n.load(Ordering::Relaxed) as f64);
             }
         }
         let mut family = page.histogram(
             "vigil_ingest_ack_duration_seconds",
             "Time from an export request's arrival to its answer, for requests stored durably.",
         );
-        for signal in Signal::TELEMETRY {
-            for t in Transport::ALL {
-                family.observed(
-                    &[("signal", signal.table_name()), ("transport", t.label())],
-                    &self.cell(signal, t).ack_seconds,
-                );
-            }
+        for (labels, c) in self.cells() {
+            family.observed(&labels, &c.ack_seconds);
         }
     }
 }
