@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use datafusion::execution::context::{SQLOptions, SessionContext};
@@ -22,6 +22,7 @@ use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
 use crate::flush::{self, FlushReport, FlushStats};
 use crate::parquet_files::FileLayout;
+use crate::query::nanos;
 use crate::recovery::{self, ReplayReport};
 use crate::retention;
 use crate::table::SignalTable;
@@ -234,7 +235,7 @@ impl Store {
             &self.inner.catalog,
             config.retention_age,
             config.retention_size,
-            now_nanos(),
+            nanos(chrono::Utc::now()),
         );
         self.inner
             .flush_stats
@@ -247,7 +248,7 @@ impl Store {
     /// `write_memory` of decoded rows per merge.
     pub fn compact(&self) -> Result<CompactionReport> {
         let config = &self.inner.config;
-        let now = now_nanos();
+        let now = nanos(chrono::Utc::now());
         let report = compaction::compact(
             &self.inner.catalog,
             &self.inner.parquet_dir,
@@ -340,11 +341,4 @@ impl Store {
             let _ = handle.join();
         }
     }
-}
-
-/// Nanoseconds since the epoch, now.
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
