@@ -13,6 +13,7 @@ mod nab;
 mod notify;
 mod process;
 mod query;
+mod reload;
 mod rules;
 mod serve;
 mod silence;

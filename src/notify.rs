@@ -1,21 +1,17 @@
 //! The notification service as `vigil serve` runs it: the routing file read with `${ENV}`
-//! expansion, watched for edits (every 2 s) and SIGHUP, and the last good routing kept in
-//! force when an edit is invalid.
+//! expansion, re-read through the reload loop (`reload.rs`), and the last good routing kept
+//! in force when an edit is invalid.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use tokio::sync::Notify;
 use vigil_alerting::config::AlertingConfig;
 use vigil_alerting::retry::Backoff;
 use vigil_alerting::service::{Notifier, ServiceOptions};
+use vigil_store::file_stamp::FileStamp;
 
 use crate::config::{AlertingSection, expand_env};
-
-/// How often the routing file is checked for edits.
-const RELOAD_CHECK: Duration = Duration::from_secs(2);
+use crate::reload::Reload;
 
 /// Reads, expands and checks a routing file.
 pub fn load(path: &Path) -> anyhow::Result<AlertingConfig> {
@@ -29,14 +25,15 @@ pub fn load(path: &Path) -> anyhow::Result<AlertingConfig> {
     )?)
 }
 
-/// Starts the notification service (its files under `data_dir/notifications`) and, with a
-/// routing file, the task that reloads it until `shutdown`.
+/// Starts the notification service (its files under `data_dir/notifications`), with the
+/// reload of its routing file when there is one.
 pub fn start(
     section: &AlertingSection,
     data_dir: &Path,
     external_url: String,
-    shutdown: Arc<Notify>,
-) -> anyhow::Result<Notifier> {
+) -> anyhow::Result<(Notifier, Option<Reload>)> {
+    // Stamped before reading, so an edit made while starting is picked up.
+    let stamp = section.file.as_deref().map(|p| FileStamp::of(p).ok());
     let config = match &section.file {
         Some(path) => load(path)?,
         None => AlertingConfig::empty(),
@@ -55,42 +52,21 @@ pub fn start(
         },
     )
     .context("starting notifications")?;
-    if let Some(path) = section.file.clone() {
-        tokio::spawn(watch(path, notifier.clone(), shutdown));
-    }
-    Ok(notifier)
+    let reload = section
+        .file
+        .clone()
+        .zip(stamp)
+        .map(|(path, seen)| reloader(path, seen, notifier.clone()));
+    Ok((notifier, reload))
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
-/// Reloads the routing file when it changes or on SIGHUP.
-async fn watch(path: PathBuf, notifier: Notifier, shutdown: Arc<Notify>) {
-    let stop = shutdown.notified();
-    tokio::pin!(stop);
-    stop.as_mut().enable();
-    #[cfg(unix)]
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    let mut seen = modified(&path);
-    loop {
-        #[cfg(unix)]
-        let hup = async {
-            match hangup.as_mut() {
-                Some(h) => h.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let hup = std::future::pending::<Option<()>>();
-        let forced = tokio::select! {
-            () = tokio::time::sleep(RELOAD_CHECK) => false,
-            _ = hup => true,
-            () = &mut stop => return,
-        };
-        let now = modified(&path);
+/// Re-reads the routing file at `path` (as `seen` when last read) into `notifier` when it
+/// changed, or when `forced`.
+fn reloader(path: PathBuf, mut seen: Option<FileStamp>, notifier: Notifier) -> Reload {
+    Box::new(move |forced| {
+        let now = FileStamp::of(&path).ok();
         if !forced && now == seen {
-            continue;
+            return;
         }
         seen = now;
         match load(&path) {
@@ -104,7 +80,7 @@ async fn watch(path: PathBuf, notifier: Notifier, shutdown: Arc<Notify>) {
                 notifier.reload_failed(message);
             }
         }
-    }
+    })
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use vigil_store::exposition::Exposition;
 
 use crate::cli::ServeArgs;
 use crate::config::VigilConfig;
+use crate::reload::Reload;
 
 /// The configuration `args` select: file, then environment and flags, then derived limits.
 pub fn resolve_config(args: &ServeArgs) -> anyhow::Result<VigilConfig> {
@@ -95,12 +96,12 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
 
     let shutdown = Arc::new(Notify::new());
     let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
-    let notifier = crate::notify::start(
+    let (notifier, routing_reload) = crate::notify::start(
         &config.alerting,
         &config.store.data_dir,
         format!("http://{api_addr}"),
-        shutdown.clone(),
     )?;
+    let mut reloads: Vec<Reload> = routing_reload.into_iter().collect();
     let engine = if rules.is_empty() {
         Engine::idle()
     } else {
@@ -111,8 +112,15 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
         tasks.push(tokio::spawn(
             async move { task.await.context("rule engine") },
         ));
+        let rules = engine.clone();
+        reloads.push(Box::new(move |forced| rules.reload(forced)));
         engine
     };
+    let reload_stop = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        crate::reload::run(reloads, reload_stop).await;
+        Ok(())
+    }));
     let detector = if config.anomaly.enabled == Some(true) {
         let (detector, task) =
             Detector::start(store.clone(), config.anomaly.clone(), shutdown.clone());

@@ -2,7 +2,8 @@
 //! drives orders and `vigil chaos` injects faults. A latency fault on payment fires the
 //! payment latency rule within `for` + 2 intervals and resolves after the fault; an error
 //! fault burns payment's SLO budget fast enough to page. A rule that cannot be evaluated is
-//! reported, not fatal; a broken rule file keeps the last good rules; a fixed one is reloaded.
+//! reported, not fatal; a broken rule file keeps the last good rules; a fixed one is reloaded,
+//! and SIGHUP reloads them unconditionally.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -292,6 +293,18 @@ fn rules_fire_resolve_page_and_reload() {
                 && rule(&rules, "latency", "PaymentSlow")["condition"] == "Above 0.25"
         }),
         "the fixed file is reloaded"
+    );
+    // SIGHUP re-reads the files even when nothing changed on disk.
+    let successes = || api(&vigil, "/api/v1/rules")["reload"]["successes"].as_u64().unwrap();
+    let before = successes();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &vigil.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    assert!(
+        eventually(Duration::from_secs(10), || successes() == before + 1),
+        "SIGHUP reloads the rules"
     );
     load.join().unwrap();
     vigil.stop();

@@ -26,7 +26,7 @@ use opentelemetry_proto::tonic::trace::v1::span::Event;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use vigil_collector::convert::CorrelationIndex;
 use vigil_collector::ingest::{ExportRequest, REPEATED_RESERVATION};
-use vigil_store::wal::encode_record;
+use vigil_store::encode_record;
 
 #[global_allocator]
 static ALLOC: Cap<System> = Cap::new(System, usize::MAX);

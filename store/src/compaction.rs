@@ -15,7 +15,7 @@ use crate::Signal;
 use crate::catalog::{Catalog, SegmentFile};
 use crate::error::Result;
 use crate::hour_file;
-use crate::parquet_files::{self, FileLayout, hour_of};
+use crate::parquet_files::{FileLayout, hour_of};
 
 /// What one compaction pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub fn compact(
             // read once it reaches the bound.
             let (mut first, mut decoded, mut batches) = (0, 0, Vec::new());
             for (i, f) in run.iter().enumerate() {
-                let rows = parquet_files::read_all(f)?;
+                let rows = f.read_all()?;
                 decoded += rows
                     .iter()
                     .map(RecordBatch::get_array_memory_size)

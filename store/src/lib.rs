@@ -7,17 +7,18 @@
 //! background flush moves the tail to Parquet and drops the WAL segments it covered.
 
 pub mod alert;
-pub mod attribute_pruning;
-pub mod catalog;
-pub mod compaction;
+mod attribute_pruning;
+mod catalog;
+mod compaction;
 pub mod config;
 mod durable;
 pub mod error;
 pub mod exposition;
+pub mod file_stamp;
 mod flush;
 mod hour_file;
 mod metrics;
-pub mod parquet_files;
+mod parquet_files;
 mod parquet_layout;
 pub mod query;
 pub mod rollup;
@@ -29,16 +30,18 @@ mod sorted_write;
 mod recovery;
 mod retention;
 mod store;
-pub mod table;
+mod table;
 pub mod units;
-pub mod wal;
+mod wal;
 mod writer;
 
-pub use catalog::TimeRange;
+pub use catalog::{Catalog, SegmentFile};
+pub use compaction::CompactionReport;
 pub use config::{FsyncPolicy, StoreConfig};
 pub use error::StoreError;
 pub use flush::{FlushReport, FlushStats};
 pub use recovery::ReplayReport;
 pub use signal::Signal;
+pub use wal::encode_record;
 pub use store::Store;
 pub use writer::WalStats;

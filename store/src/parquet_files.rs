@@ -270,13 +270,15 @@ pub fn scan(root: &Path) -> Result<Vec<(Signal, SegmentFile)>> {
     Ok(live)
 }
 
-/// Reads every row of a segment file.
-pub fn read_all(file: &SegmentFile) -> Result<Vec<RecordBatch>> {
-    let f = File::open(&file.path)
-        .map_err(|e| StoreError::io(format!("opening {}", file.path.display()), e))?;
-    let reader =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)?.build()?;
-    Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+impl SegmentFile {
+    /// Reads every row of the file.
+    pub fn read_all(&self) -> Result<Vec<RecordBatch>> {
+        let f = File::open(&self.path)
+            .map_err(|e| StoreError::io(format!("opening {}", self.path.display()), e))?;
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)?.build()?;
+        Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+    }
 }
 
 /// Highest WAL segment already in Parquet, per (signal, hour).

@@ -11,7 +11,6 @@ use arrow::array::{
     UInt64Builder, new_null_array,
 };
 use arrow::datatypes::{DataType, TimeUnit};
-use vigil_store::parquet_files::files_under;
 use vigil_store::units::ByteSize;
 use vigil_store::{Signal, Store, StoreConfig, schema::schema};
 
@@ -92,8 +91,21 @@ async fn flushed(store: &Store, rows: &[vigil_store::rows::SpanRow]) {
     store.flush().await.unwrap();
 }
 
+/// The span rollup files, sorted (`parquet/span_rollup/<date>/<hour>/<file>`).
 fn rollup_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    files_under(&dir.join("parquet").join("span_rollup"))
+    let inside = |d: std::path::PathBuf| {
+        std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+    };
+    let mut files: Vec<_> = inside(dir.join("parquet").join("span_rollup"))
+        .flat_map(inside)
+        .flat_map(inside)
+        .collect();
+    files.sort();
+    files
 }
 
 fn now_ns() -> i64 {
@@ -328,7 +340,9 @@ async fn compaction_reads_no_more_decoded_rows_per_merge_than_its_memory_bound()
         store.flush().await.unwrap();
     }
     let files = store.catalog().files();
-    let decoded: usize = vigil_store::parquet_files::read_all(&files[0].1)
+    let decoded: usize = files[0]
+        .1
+        .read_all()
         .unwrap()
         .iter()
         .map(|b| b.get_array_memory_size())

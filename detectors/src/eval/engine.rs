@@ -1,6 +1,6 @@
 //! The rule engine: loads the rule files, evaluates each group on its own interval against
-//! the store, writes alert state changes to the `alerts` table, reloads the files when they
-//! change (keeping the last good rules when they are invalid) and publishes its status.
+//! the store, writes alert state changes to the `alerts` table, reloads the files when asked
+//! to (keeping the last good rules when they are invalid) and publishes its status.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
@@ -8,20 +8,18 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use vigil_store::alert::Alert;
 use vigil_store::alert::history::history_batch;
+use vigil_store::file_stamp::FileStamp;
 use vigil_store::query::after;
 use vigil_store::{Signal, Store};
 
 use super::group::{GroupState, SloState};
-use super::source::{LoadedGroup, RuleSource, Stamp};
+use super::source::{LoadedGroup, RuleSource};
 use super::status::{ReloadStatus, Status};
 use crate::rules::RuleError;
-
-/// How often the rule files are checked for changes.
-pub const RELOAD_CHECK: Duration = Duration::from_secs(2);
 
 /// Receives a group's current alerts after each of its evaluations (and alerts resolved by a
 /// reload), each with when it counts as resolved unless sent again: four evaluation
@@ -31,10 +29,11 @@ pub type AlertSink = Arc<dyn Fn(Vec<(Alert, DateTime<Utc>)>) + Send + Sync>;
 /// Shortest time an alert stays valid without being sent again.
 const MIN_RESEND: Duration = Duration::from_secs(60);
 
-/// A handle on the running engine's status. Cheap to clone.
+/// A handle on the running engine: its status, and reload requests. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
     status: Arc<Mutex<Status>>,
+    reloads: Option<mpsc::UnboundedSender<bool>>,
 }
 
 impl Engine {
@@ -54,7 +53,11 @@ impl Engine {
     ) -> Result<(Engine, JoinHandle<()>), RuleError> {
         let stamps = source.stamps()?;
         let loaded = source.load(&stamps)?;
-        let engine = Engine::default();
+        let (reloads, requests) = mpsc::unbounded_channel();
+        let engine = Engine {
+            status: Arc::default(),
+            reloads: Some(reloads),
+        };
         let mut runner = Runner {
             store,
             source,
@@ -67,8 +70,17 @@ impl Engine {
         };
         runner.install(loaded);
         runner.publish();
-        let task = tokio::spawn(async move { runner.run(shutdown).await });
+        let task = tokio::spawn(async move { runner.run(requests, shutdown).await });
         Ok((engine, task))
+    }
+
+    /// Asks the engine to re-read its rule files: when `forced`, even if none changed (as on
+    /// SIGHUP); otherwise only if a file was added, removed or edited.
+    pub fn reload(&self, forced: bool) {
+        if let Some(reloads) = &self.reloads {
+            // Fails only once the engine has stopped, when there is nothing to reload.
+            let _ = reloads.send(forced);
+        }
     }
 
     /// The latest status: groups, rules, SLOs, alerts and reloads.
@@ -83,7 +95,7 @@ impl Engine {
 struct Runner {
     store: Store,
     source: RuleSource,
-    stamps: Vec<Stamp>,
+    stamps: Vec<FileStamp>,
     groups: Vec<GroupState>,
     reload: ReloadStatus,
     history_failures: u64,
@@ -92,30 +104,29 @@ struct Runner {
 }
 
 impl Runner {
-    async fn run(mut self, shutdown: Arc<Notify>) {
+    async fn run(mut self, mut reloads: mpsc::UnboundedReceiver<bool>, shutdown: Arc<Notify>) {
         let stop = shutdown.notified();
         tokio::pin!(stop);
         stop.as_mut().enable();
-        let mut next_check = Instant::now() + RELOAD_CHECK;
         loop {
-            let next = self
-                .groups
-                .iter()
-                .map(|g| g.next_due)
-                .min()
-                .map_or(next_check, |d| d.min(next_check));
-            tokio::select! {
-                _ = tokio::time::sleep_until(next.into()) => {}
-                _ = &mut stop => break,
-            }
-            if Instant::now() >= next_check {
-                let removed = self.check_reload();
-                if let Some(sink) = self.sink.as_ref().filter(|_| !removed.is_empty()) {
-                    let now = Utc::now();
-                    sink(removed.iter().map(|a| (a.clone(), now)).collect());
+            let next = self.groups.iter().map(|g| g.next_due).min();
+            let due = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
                 }
-                self.write_history(removed).await;
-                next_check = Instant::now() + RELOAD_CHECK;
+            };
+            tokio::select! {
+                () = due => {}
+                Some(forced) = reloads.recv() => {
+                    let removed = self.check_reload(forced);
+                    if let Some(sink) = self.sink.as_ref().filter(|_| !removed.is_empty()) {
+                        let now = Utc::now();
+                        sink(removed.iter().map(|a| (a.clone(), now)).collect());
+                    }
+                    self.write_history(removed).await;
+                }
+                () = &mut stop => break,
             }
             for i in 0..self.groups.len() {
                 if self.groups[i].next_due <= Instant::now() {
@@ -180,11 +191,11 @@ impl Runner {
         }
     }
 
-    /// Reloads the rules if a file changed; returns the alerts resolved because their rule
-    /// went away.
-    fn check_reload(&mut self) -> Vec<Alert> {
+    /// Reloads the rules if `forced` or a file changed; returns the alerts resolved because
+    /// their rule went away.
+    fn check_reload(&mut self, forced: bool) -> Vec<Alert> {
         let attempt = self.source.stamps().and_then(|stamps| {
-            if stamps == self.stamps {
+            if !forced && stamps == self.stamps {
                 return Ok(None);
             }
             let loaded = self.source.load(&stamps);

@@ -1,8 +1,10 @@
 //! Where rules come from: files and directories (every `*.yaml`/`*.yml` inside), plus rules
-//! built into the binary; and how a change on disk is noticed (modification time and size).
+//! built into the binary, each file listed with its [`FileStamp`] so a reload can tell what
+//! changed.
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+
+use vigil_store::file_stamp::FileStamp;
 
 use crate::rules::{self, Group, RuleError};
 
@@ -13,14 +15,6 @@ pub struct RuleSource {
     pub paths: Vec<PathBuf>,
     /// Rule file text built into the binary, with the name errors give it.
     pub embedded: Option<(String, String)>,
-}
-
-/// What a file looked like when it was read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stamp {
-    path: PathBuf,
-    modified: Option<SystemTime>,
-    len: u64,
 }
 
 /// A group with the file it came from.
@@ -43,7 +37,7 @@ impl RuleSource {
     }
 
     /// Every file the paths name now, sorted, with its stamp.
-    pub fn stamps(&self) -> Result<Vec<Stamp>, RuleError> {
+    pub fn stamps(&self) -> Result<Vec<FileStamp>, RuleError> {
         let mut files = Vec::new();
         for p in &self.paths {
             let read_err = |source| RuleError::Read {
@@ -65,14 +59,9 @@ impl RuleSource {
         files
             .into_iter()
             .map(|path| {
-                let meta = std::fs::metadata(&path).map_err(|source| RuleError::Read {
+                FileStamp::of(&path).map_err(|source| RuleError::Read {
                     file: path.display().to_string(),
                     source,
-                })?;
-                Ok(Stamp {
-                    modified: meta.modified().ok(),
-                    len: meta.len(),
-                    path,
                 })
             })
             .collect()
@@ -80,7 +69,7 @@ impl RuleSource {
 
     /// Reads every file in `stamps` and the embedded rules; group names must be unique
     /// across all of them.
-    pub fn load(&self, stamps: &[Stamp]) -> Result<Vec<LoadedGroup>, RuleError> {
+    pub fn load(&self, stamps: &[FileStamp]) -> Result<Vec<LoadedGroup>, RuleError> {
         let mut loaded: Vec<LoadedGroup> = Vec::new();
         let mut add = |file: String, parsed: rules::RuleFile| -> Result<(), RuleError> {
             for group in parsed.groups {
@@ -106,15 +95,8 @@ impl RuleSource {
             add(name.clone(), rules::parse(name, text)?)?;
         }
         for s in stamps {
-            add(s.path.display().to_string(), rules::load(&s.path)?)?;
+            add(s.path().display().to_string(), rules::load(s.path())?)?;
         }
         Ok(loaded)
-    }
-}
-
-impl Stamp {
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }

@@ -17,7 +17,7 @@ use parquet::file::properties::WriterProperties;
 use super::minutes::{aggregate, schema, to_batch};
 use crate::catalog::SegmentFile;
 use crate::error::Result;
-use crate::parquet_files::{files_under, read_all, write_parquet};
+use crate::parquet_files::{files_under, write_parquet};
 
 /// The directory under `parquet/` holding the rollups.
 pub const DIR: &str = "span_rollup";
@@ -83,7 +83,7 @@ pub fn repair(root: &Path, spans_files: &[&SegmentFile]) -> Result<()> {
     for file in spans_files {
         if path_of(&file.path).is_some_and(|p| !p.exists()) {
             tracing::info!(path = %file.path.display(), "rebuilding the rollup of a spans file");
-            write(&file.path, &read_all(file)?)?;
+            write(&file.path, &file.read_all()?)?;
         }
     }
     Ok(())
