@@ -9,6 +9,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+mod common;
+use common::sources::rust_files;
+
 /// Each crate's source directory.
 const CRATES: [&str; 7] = [
     "store/src",
@@ -205,19 +208,17 @@ fn circles(graph: &BTreeMap<Module, BTreeSet<Module>>) -> Vec<Vec<Module>> {
     out
 }
 
-fn sources(dir: &Path, root: &Path, out: &mut BTreeMap<Module, String>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            sources(&path, root, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
+fn sources(root: &Path) -> BTreeMap<Module, String> {
+    rust_files(root)
+        .into_iter()
+        .map(|path| {
             let relative = path.strip_prefix(root).unwrap().to_string_lossy();
-            out.insert(
+            (
                 module_of(&relative.replace('\\', "/")),
                 std::fs::read_to_string(&path).unwrap(),
-            );
-        }
-    }
+            )
+        })
+        .collect()
 }
 
 fn name(m: &Module) -> String {
@@ -285,8 +286,7 @@ fn no_source_files_depend_on_each_other() {
     let mut found = Vec::new();
     let mut files = 0;
     for dir in CRATES {
-        let mut map = BTreeMap::new();
-        sources(&root.join(dir), &root.join(dir), &mut map);
+        let map = sources(&root.join(dir));
         files += map.len();
         for group in circles(&dependencies(&map)) {
             let names: Vec<String> = group.iter().map(name).collect();

@@ -5,7 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod common;
+use common::sources::rust_files;
 
 /// Where the read side builds queries.
 const SCANNED: [&str; 3] = ["dashboards/src", "detectors/src", "src"];
@@ -131,17 +134,6 @@ fn violations(source: &str) -> Vec<String> {
     out
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn the_checker_catches_what_it_is_for() {
     let bad = [
@@ -169,10 +161,10 @@ fn the_checker_catches_what_it_is_for() {
 #[test]
 fn queries_are_built_through_the_toolkit() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    for dir in SCANNED {
-        rust_files(&root.join(dir), &mut files);
-    }
+    let files: Vec<_> = SCANNED
+        .iter()
+        .flat_map(|dir| rust_files(&root.join(dir)))
+        .collect();
     assert!(files.len() > 50, "scanned only {} files", files.len());
     let mut found = Vec::new();
     for file in files {

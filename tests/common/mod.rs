@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 pub mod chaos;
 pub mod nats;
 pub mod otlp;
+pub mod sources;
 
 /// A running `vigil serve` or `vigil demo` child process.
 pub struct Vigil {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use ring::digest;
+use aws_lc_rs::digest;
 use serde::Serialize;
 
 use super::severity::Severity;

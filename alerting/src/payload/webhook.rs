@@ -1,7 +1,7 @@
 //! The Alertmanager webhook payload, version 4, exactly as Alertmanager's `webhook_config`
 //! sends it, and the HMAC-SHA256 signature Vigil adds in `X-Vigil-Signature`.
 
-use ring::hmac;
+use aws_lc_rs::hmac;
 use serde::Serialize;
 
 use super::text::hex;
