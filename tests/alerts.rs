@@ -295,7 +295,11 @@ fn rules_fire_resolve_page_and_reload() {
         "the fixed file is reloaded"
     );
     // SIGHUP re-reads the files even when nothing changed on disk.
-    let successes = || api(&vigil, "/api/v1/rules")["reload"]["successes"].as_u64().unwrap();
+    let successes = || {
+        api(&vigil, "/api/v1/rules")["reload"]["successes"]
+            .as_u64()
+            .unwrap()
+    };
     let before = successes();
     let hup = std::process::Command::new("kill")
         .args(["-HUP", &vigil.pid().to_string()])

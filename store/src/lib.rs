@@ -42,6 +42,6 @@ pub use error::StoreError;
 pub use flush::{FlushReport, FlushStats};
 pub use recovery::ReplayReport;
 pub use signal::Signal;
-pub use wal::encode_record;
 pub use store::Store;
+pub use wal::encode_record;
 pub use writer::WalStats;
