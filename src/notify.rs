@@ -33,7 +33,7 @@ pub fn start(
     external_url: String,
 ) -> anyhow::Result<(Notifier, Option<Reload>)> {
     // Stamped before reading, so an edit made while starting is picked up.
-    let stamp = section.file.as_deref().map(|p| FileStamp::of(p).ok());
+    let seen = section.file.as_deref().and_then(|p| FileStamp::of(p).ok());
     let config = match &section.file {
         Some(path) => load(path)?,
         None => AlertingConfig::empty(),
@@ -55,8 +55,7 @@ pub fn start(
     let reload = section
         .file
         .clone()
-        .zip(stamp)
-        .map(|(path, seen)| reloader(path, seen, notifier.clone()));
+        .map(|path| reloader(path, seen, notifier.clone()));
     Ok((notifier, reload))
 }
 

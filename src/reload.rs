@@ -58,15 +58,19 @@ fn hangups() -> Hangups {
 fn hangups() -> Hangups {}
 
 /// Waits for the next SIGHUP (forever where there is none).
+#[cfg(unix)]
 async fn next_hangup(hangups: &mut Hangups) {
-    #[cfg(unix)]
     if let Some(h) = hangups.as_mut()
         && h.recv().await.is_some()
     {
         return;
     }
-    let _ = hangups;
-    std::future::pending::<()>().await
+    std::future::pending().await
+}
+
+#[cfg(not(unix))]
+async fn next_hangup(_: &mut Hangups) {
+    std::future::pending().await
 }
 
 #[cfg(test)]
