@@ -3,7 +3,9 @@
 //! `bench ingest` starts a real `vigil serve` child pinned to one core (with `taskset` when the
 //! machine has it), drives it with concurrent OTLP/gRPC clients, and prints spans/s next to
 //! prost decode-only throughput of the same payload on one core. A second phase sends unique
-//! spans to a fresh server and compares Parquet bytes per span with OTLP bytes per span.
+//! spans to a fresh server and compares Parquet bytes per span with OTLP bytes per span; a
+//! third drives a fresh server again while heavy SQL queries run (see `reads.rs`), beside
+//! the first phase's figures.
 //! `bench orders` drives `vigil demo` with the load generator (see `orders.rs`); `bench rules`
 //! times a rule evaluation interval over a large store (see `rules.rs`); `bench queries` times
 //! the investigation API over one (see `queries.rs`); `bench anomalies`
@@ -28,6 +30,7 @@ mod fill;
 mod orders;
 mod payload;
 mod queries;
+mod reads;
 mod rules;
 
 /// Runs the chosen benchmark.
@@ -142,13 +145,23 @@ fn decode_only(bytes: &[u8], spans: usize, seconds: f64) -> anyhow::Result<f64> 
     Ok(n as f64 * spans as f64 / start.elapsed().as_secs_f64())
 }
 
-/// Sends `requests` round-robin from `clients` connections for `seconds`; returns acknowledged spans/s.
+/// What a run of [`drive`] measured.
+struct Driven {
+    /// Acknowledged spans per second.
+    rate: f64,
+    /// Requests refused (retryably).
+    refused: u64,
+    /// 99th percentile of the time from sending a request to its acknowledgement.
+    p99: Duration,
+}
+
+/// Sends `requests` round-robin from `clients` connections for `seconds`.
 async fn drive(
     grpc: &str,
     requests: Arc<Vec<ExportTraceServiceRequest>>,
     clients: usize,
     seconds: u64,
-) -> anyhow::Result<(f64, u64)> {
+) -> anyhow::Result<Driven> {
     let acked = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -161,25 +174,38 @@ async fn drive(
         let (requests, acked, refused) = (requests.clone(), acked.clone(), refused.clone());
         tasks.push(tokio::spawn(async move {
             let mut i = c;
+            let mut waits = Vec::new();
             while Instant::now() < deadline {
                 let req = requests[i % requests.len()].clone();
                 let spans = payload::span_count(&req) as u64;
+                let sent = Instant::now();
                 match client.export(req).await {
-                    Ok(_) => acked.fetch_add(spans, Ordering::Relaxed),
+                    Ok(_) => {
+                        waits.push(sent.elapsed());
+                        acked.fetch_add(spans, Ordering::Relaxed)
+                    }
                     Err(_) => refused.fetch_add(1, Ordering::Relaxed),
                 };
                 i += clients;
             }
+            waits
         }));
     }
+    let mut waits = Vec::new();
     for t in tasks {
-        t.await?;
+        waits.extend(t.await?);
     }
     let elapsed = start.elapsed().as_secs_f64();
-    Ok((
-        acked.load(Ordering::Relaxed) as f64 / elapsed,
-        refused.load(Ordering::Relaxed),
-    ))
+    waits.sort_unstable();
+    let p99 = waits
+        .get((waits.len() * 99 / 100).min(waits.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default();
+    Ok(Driven {
+        rate: acked.load(Ordering::Relaxed) as f64 / elapsed,
+        refused: refused.load(Ordering::Relaxed),
+        p99,
+    })
 }
 
 fn dir_bytes(dir: &Path, ext: &str) -> u64 {
@@ -218,7 +244,15 @@ async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
 
     let dir = tempfile_dir("vigil-bench-ingest")?;
     let server = Server::start(&dir, &args)?;
-    let (rate, refused) = drive(&server.grpc, Arc::new(pool), args.clients, args.seconds).await?;
+    let pool = Arc::new(pool);
+    let alone = drive(&server.grpc, pool.clone(), args.clients, args.seconds).await?;
+    server.stop()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let (rate, refused) = (alone.rate, alone.refused);
+
+    let dir = tempfile_dir("vigil-bench-reads")?;
+    let server = Server::start(&dir, &args)?;
+    let beside = reads::beside_heavy_queries(&server, pool, &args).await?;
     server.stop()?;
     let _ = std::fs::remove_dir_all(&dir);
 
@@ -274,6 +308,7 @@ async fn ingest(args: IngestBenchArgs) -> anyhow::Result<()> {
         otlp_bytes as f64 / parquet.max(1) as f64
     );
     println!("targets: >= 250000 spans/s, >= 40% of decode-only, Parquet <= 1/8 of OTLP bytes");
+    reads::print(&alone, &beside);
     Ok(())
 }
 

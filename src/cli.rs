@@ -172,6 +172,11 @@ pub struct DemoArgs {
     /// How often the services export their metrics.
     #[arg(long, default_value = "10s")]
     pub metric_interval: HumanDuration,
+    /// Run only the sample services, gateway, load and faults, exporting to this OTLP/gRPC
+    /// endpoint (a `vigil serve` elsewhere, or any OpenTelemetry collector) instead of
+    /// starting Vigil in this process; Vigil's own settings are then unused.
+    #[arg(long)]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Message brokers the sample services can use.

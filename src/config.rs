@@ -15,10 +15,12 @@ use vigil_store::units::{ByteSize, HumanDuration};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
-    /// Memory Vigil may use for data in flight, in its in-memory tail and for writing Parquet.
-    /// Requests beyond it are refused with OTLP's retryable codes. 25% goes to requests being
-    /// decoded, 30% to the tail (which is flushed to Parquet early once it reaches 8%), 10% to
-    /// the file being written by a flush or compaction. Queries are not counted yet.
+    /// Memory Vigil may use for data in flight, in its in-memory tail, for writing Parquet
+    /// and for queries. 25% goes to requests being decoded (requests beyond it are refused
+    /// with OTLP's retryable codes), 30% to the tail (which is flushed to Parquet early once
+    /// it reaches 8%), 10% to the file being written by a flush or compaction, 3/16 to users'
+    /// queries and 3/32 to the rule engine's and anomaly detector's queries (beyond their
+    /// share, queries spill to disk or fail).
     pub memory_limit: ByteSize,
 }
 
@@ -139,6 +141,8 @@ impl VigilConfig {
         self.store.tail_limit = ByteSize(budget / 10 * 3);
         self.store.flush_size = ByteSize(budget / 100 * 8);
         self.store.write_memory = ByteSize(budget / 10);
+        self.store.query_memory = ByteSize(budget / 16 * 3);
+        self.store.internal_query_memory = ByteSize(budget / 32 * 3);
     }
 }
 

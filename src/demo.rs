@@ -20,7 +20,6 @@ use vigil_sample_services::telemetry::Export;
 use vigil_sample_services::{admin, gateway};
 
 use crate::cli::{Broker, DemoArgs};
-use crate::config::VigilConfig;
 use crate::serve;
 
 /// The rules `vigil demo` evaluates unless rule files are given.
@@ -93,10 +92,16 @@ async fn steady_load(config: LoadConfig) {
 
 /// Runs the demo until interrupted.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let mut config = serve::resolve_config(&args.serve)?;
+    let config = serve::resolve_config(&args.serve)?;
     serve::init_logging(&config)?;
-    // The demo shows anomaly detection unless the configuration turns it off.
-    config.anomaly.enabled.get_or_insert(true);
+    if let Some(endpoint) = &args.otlp_endpoint {
+        let target = Target {
+            endpoint: endpoint.clone(),
+            banner: format!("vigil demo services: otlp_endpoint={endpoint}"),
+            api: None,
+        };
+        return on_broker(&args, target).await;
+    }
     // The sample services' rules are built in, unless rule files were given.
     let rules = RuleSource {
         embedded: config.rules.files.is_empty().then(|| {
@@ -108,35 +113,54 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         paths: config.rules.files.clone(),
     };
     let running = serve::start(&config, rules).await?;
-    let result = match args.broker {
+    let target = Target {
+        endpoint: format!("http://{}", running.grpc_addr),
+        banner: running.banner(&config),
+        api: Some(running.api_addr),
+    };
+    let result = on_broker(&args, target).await;
+    let stopped = running.stop().await;
+    result.and(stopped)
+}
+
+/// Where the services send their telemetry and what the demo says about it.
+struct Target {
+    /// OTLP/gRPC endpoint.
+    endpoint: String,
+    /// The first line printed, to which the gateway's address is added.
+    banner: String,
+    /// Vigil's query API, when it runs in this process.
+    api: Option<std::net::SocketAddr>,
+}
+
+/// Runs the services on the broker `args` choose.
+async fn on_broker(args: &DemoArgs, target: Target) -> anyhow::Result<()> {
+    match args.broker {
         Broker::Memory => {
             let bus = MemoryBus::new(MemoryBusConfig::default());
             let close = bus.clone();
-            services(&args, &config, &running, bus, move || close.close()).await
+            services(args, &target, bus, move || close.close()).await
         }
         Broker::Nats => {
             let bus = NatsBus::connect(NatsBusConfig::new(&args.nats_url))
                 .await
                 .context("the NATS broker")?;
             let close = bus.clone();
-            services(&args, &config, &running, bus, move || close.close()).await
+            services(args, &target, bus, move || close.close()).await
         }
-    };
-    let stopped = running.stop().await;
-    result.and(stopped)
+    }
 }
 
 /// Runs the services on `bus` with load and faults until interrupted, then stops them and
 /// exports their last telemetry; `close` shuts the bus.
 async fn services<B: Bus>(
     args: &DemoArgs,
-    config: &VigilConfig,
-    running: &serve::Running,
+    target: &Target,
     bus: B,
     close: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let export = Export {
-        endpoint: Some(format!("http://{}", running.grpc_addr)),
+        endpoint: Some(target.endpoint.clone()),
         metric_interval: args.metric_interval.0,
     };
     let mut saga = Saga::start(&bus, RetryPolicy::default(), load::stock(), &export)
@@ -157,11 +181,12 @@ async fn services<B: Bus>(
         })
     };
     let gateway = format!("http://{gateway_addr}");
-    say(format!("{} gateway={gateway}", running.banner(config)));
-    say(format!(
-        "  query:   vigil query --url http://{} \"{EXAMPLE_QUERY}\"",
-        running.api_addr
-    ));
+    say(format!("{} gateway={gateway}", target.banner));
+    if let Some(api) = target.api {
+        say(format!(
+            "  query:   vigil query --url http://{api} \"{EXAMPLE_QUERY}\""
+        ));
+    }
     say(format!(
         "  orders:  vigil load --target {gateway} --rate 50 --duration 30s"
     ));

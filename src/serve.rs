@@ -68,6 +68,70 @@ pub struct Running {
     shutdown: Arc<Notify>,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
     store: Store,
+    reads: ReadRuntime,
+}
+
+/// Threads of the runtime that reads: the query API, the rule engine and the anomaly
+/// detector. Ingest keeps the process's main runtime to itself, so a heavy query slows
+/// other queries, never the acknowledgement of writes.
+const READ_THREADS: usize = 2;
+
+/// Stack of each reading thread: planning recurses once per level of a query's expressions
+/// (capped at `vigil_store::query::statement::MAX_EXPRESSION_DEPTH`).
+const READ_STACK: usize = 8 << 20;
+
+/// Where the reading threads' priority sits on thread-priority's 0–99 scale: 22 is nice 10,
+/// so when ingest (nice 0) and reads compete for a core, the kernel gives ingest about nine
+/// times the reads' share; when ingest is idle, reads have the machine.
+const READ_PRIORITY: u8 = 22;
+
+/// Lowers the calling thread's priority to [`READ_PRIORITY`]; where that is refused, reads
+/// compete with ingest as equals.
+fn lower_priority() {
+    let lowered = thread_priority::ThreadPriorityValue::try_from(READ_PRIORITY)
+        .map_err(|e| e.to_string())
+        .and_then(|p| {
+            thread_priority::set_current_thread_priority(
+                thread_priority::ThreadPriority::Crossplatform(p),
+            )
+            .map_err(|e| e.to_string())
+        });
+    if let Err(e) = lowered {
+        tracing::debug!(error = %e, "could not lower a reading thread's priority");
+    }
+}
+
+/// The reading runtime; dropping it (also on an error path inside async code) stops its
+/// threads without waiting for them.
+struct ReadRuntime(Option<tokio::runtime::Runtime>);
+
+impl ReadRuntime {
+    fn start() -> anyhow::Result<ReadRuntime> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(READ_THREADS)
+            .thread_name("vigil-read")
+            .thread_stack_size(READ_STACK)
+            .on_thread_start(lower_priority)
+            .enable_all()
+            .build()
+            .context("starting the query runtime")?;
+        Ok(ReadRuntime(Some(runtime)))
+    }
+
+    fn handle(&self) -> anyhow::Result<&tokio::runtime::Handle> {
+        self.0
+            .as_ref()
+            .map(tokio::runtime::Runtime::handle)
+            .context("the query runtime has stopped")
+    }
+}
+
+impl Drop for ReadRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
@@ -96,6 +160,8 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
 
     let shutdown = Arc::new(Notify::new());
     let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
+    let read_runtime = ReadRuntime::start()?;
+    let reads = read_runtime.handle()?.clone();
     let (notifier, routing_reload) = crate::notify::start(
         &config.alerting,
         &config.store.data_dir,
@@ -107,11 +173,13 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
     } else {
         let to_notifier = notifier.clone();
         let sink: AlertSink = Arc::new(move |alerts| to_notifier.submit(alerts));
-        let (engine, task) = Engine::start(store.clone(), rules, shutdown.clone(), Some(sink))
-            .context("loading the rule files")?;
-        tasks.push(tokio::spawn(
-            async move { task.await.context("rule engine") },
-        ));
+        // The engine spawns its task on the runtime it is started in.
+        let (engine, task) = {
+            let _reads = reads.enter();
+            Engine::start(store.clone(), rules, shutdown.clone(), Some(sink))
+                .context("loading the rule files")?
+        };
+        tasks.push(reads.spawn(async move { task.await.context("rule engine") }));
         let rules = engine.clone();
         reloads.push(Box::new(move |forced| rules.reload(forced)));
         engine
@@ -121,12 +189,12 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
         crate::reload::run(reloads, reload_stop).await;
         Ok(())
     }));
-    let detector = if config.anomaly.enabled == Some(true) {
-        let (detector, task) =
-            Detector::start(store.clone(), config.anomaly.clone(), shutdown.clone());
-        tasks.push(tokio::spawn(async move {
-            task.await.context("anomaly detector")
-        }));
+    let detector = if config.anomaly.enabled {
+        let (detector, task) = {
+            let _reads = reads.enter();
+            Detector::start(store.clone(), config.anomaly.clone(), shutdown.clone())
+        };
+        tasks.push(reads.spawn(async move { task.await.context("anomaly detector") }));
         detector
     } else {
         Detector::idle()
@@ -156,6 +224,7 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
             Arc::new(move || notifier.posted())
         },
         traces: Default::default(),
+        gate: vigil_dashboards::gate::Gate::new(config.api.max_concurrent_queries),
     })
     .merge(vigil_alerting::api::router(notifier));
 
@@ -174,7 +243,7 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
             .context("OTLP/HTTP server")
     }));
     let a_stop = until(&shutdown);
-    tasks.push(tokio::spawn(async move {
+    tasks.push(reads.spawn(async move {
         axum::serve(api_listener, api)
             .with_graceful_shutdown(a_stop)
             .await
@@ -194,6 +263,7 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
         shutdown,
         tasks,
         store,
+        reads: read_runtime,
     })
 }
 
@@ -218,6 +288,7 @@ impl Running {
         }
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.close()).await?;
+        drop(self.reads);
         Ok(())
     }
 }

@@ -1,7 +1,8 @@
-//! Anomaly detection's false alarms: `vigil demo` with its default detector settings, its
-//! built-in rules (whose `AnomalousBehaviour` rule pages on anomalies that persist for a
-//! minute) and the sample services' default OTel export settings, under steady fault-free
-//! load, raises at most one anomaly alert. It runs for `VIGIL_SOAK_MINUTES` (default 35:
+//! Anomaly detection's false alarms: `vigil serve` with its default configuration and the
+//! sample services' rules (whose `AnomalousBehaviour` rule pages on anomalies that persist for
+//! a minute), fed by the sample services in another process (`vigil demo --otlp-endpoint`)
+//! with their default OTel export settings, under steady fault-free load, raises at most one
+//! anomaly alert. It runs for `VIGIL_SOAK_MINUTES` (default 35:
 //! 5 minutes of warm-up, then 30 measured), so it is run on demand:
 //! `cargo test --test anomaly_soak -- --ignored --nocapture`.
 
@@ -11,8 +12,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Vigil;
 use common::chaos::{api, steady_load};
+use common::{Services, Vigil};
 
 fn minutes() -> u64 {
     std::env::var("VIGIL_SOAK_MINUTES")
@@ -26,8 +27,12 @@ fn minutes() -> u64 {
 fn steady_load_raises_at_most_one_anomaly_alert() {
     let minutes = minutes();
     let dir = tempfile::tempdir().unwrap();
-    let vigil = Vigil::demo(&dir.path().join("data"), &[], &[]);
-    let gateway = vigil.gateway.clone().unwrap();
+    let vigil = Vigil::start(
+        &dir.path().join("data"),
+        &["--rules", "config/rules/sample-services.yaml"],
+    );
+    let services = Services::start(&vigil, &[], &[]);
+    let gateway = services.gateway.clone();
     let load = steady_load(&gateway, 20, &format!("{minutes}m"));
     let t0 = Instant::now();
     let end = Duration::from_secs(minutes * 60);
@@ -48,9 +53,11 @@ fn steady_load_raises_at_most_one_anomaly_alert() {
         );
     }
     load.join().unwrap();
+    let since = (chrono::Utc::now() - chrono::Duration::minutes(minutes as i64 + 5))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let ctx = api(
         &vigil,
-        "/api/v1/anomalies?start=2000-01-01T00:00:00Z&limit=1000",
+        &format!("/api/v1/anomalies?start={since}&limit=1000"),
     );
     for a in ctx["anomalies"].as_array().unwrap() {
         eprintln!(

@@ -1,5 +1,7 @@
-//! Ingest faster than the memory budget allows: clients get retryable refusals with Retry-After,
-//! RSS stays under the budget plus a stated margin, and everything acknowledged is stored.
+//! Ingest faster than the memory budget allows, with the anomaly detector and the example rules
+//! running and four heavy SQL queries reading at once: clients get retryable refusals with
+//! Retry-After, every heavy query completes or fails with a clear error, RSS stays under the
+//! budget plus a stated margin, and everything acknowledged is stored.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -27,6 +29,26 @@ const SPANS_PER_REQUEST: usize = 2000;
 const CLIENTS: usize = 10;
 const GRPC_CLIENTS: usize = 4;
 
+/// The detector on short windows, so it reads several during the test; queries time out at 5 s.
+const CONFIG: &str = r#"
+[api]
+query_timeout = "5s"
+
+[anomaly]
+window = "2s"
+delay = "1s"
+"#;
+
+/// Full scans grouped by a value nearly every span has its own, a sort of every span with no
+/// limit, a self-join of spans and a grouped aggregation holding every span id.
+const HEAVY: [&str; 4] = [
+    "SELECT span_id, attributes['batch'] AS batch, count(*), max(duration_ns) FROM spans \
+     GROUP BY span_id, batch",
+    "SELECT trace_id, span_id, duration_ns FROM spans ORDER BY duration_ns DESC, span_id",
+    "SELECT count(*) FROM spans a JOIN spans b ON a.trace_id = b.trace_id",
+    "SELECT trace_id, array_agg(span_id) FROM spans GROUP BY trace_id ORDER BY trace_id",
+];
+
 /// Anonymous resident memory (heap and stacks) of `pid`.
 fn rss_bytes(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -50,8 +72,21 @@ struct Tally {
 async fn overload_is_refused_retryably_within_the_memory_budget() {
     let dir = tempfile::tempdir().unwrap();
     let limit = format!("{MEMORY_LIMIT_MIB}MiB");
-    let vigil =
-        tokio::task::block_in_place(|| Vigil::start(dir.path(), &["--memory-limit", &limit]));
+    let config = dir.path().join("vigil.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let vigil = tokio::task::block_in_place(|| {
+        Vigil::start(
+            &dir.path().join("data"),
+            &[
+                "--memory-limit",
+                &limit,
+                "--config",
+                config.to_str().unwrap(),
+                "--rules",
+                "config/rules",
+            ],
+        )
+    });
     let pid = vigil.pid();
     let url = format!("{}/v1/traces", vigil.http);
     let stop = Arc::new(AtomicBool::new(false));
@@ -153,6 +188,24 @@ async fn overload_is_refused_retryably_within_the_memory_budget() {
             }
         }));
     }
+    let answers = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for sql in HEAVY {
+        let (api, stop, answers) = (vigil.api.clone(), stop.clone(), answers.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            while !stop.load(Ordering::Relaxed) {
+                let r = client
+                    .post(format!("http://{api}/api/v1/sql"))
+                    .json(&serde_json::json!({ "sql": sql }))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                answers.lock().unwrap().push((sql, status, body));
+            }
+        }));
+    }
     let mut max_rss = 0;
     for _ in 0..160 {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -172,6 +225,26 @@ async fn overload_is_refused_retryably_within_the_memory_budget() {
         "overload: accepted {ok} requests, refused {refused}; peak anonymous RSS {} MiB (limit {MEMORY_LIMIT_MIB} MiB + margin {MARGIN_MIB} MiB)",
         max_rss / MIB
     );
+    let answers = answers.lock().unwrap().clone();
+    for (sql, status, body) in &answers {
+        let error = body["error"].as_str().unwrap_or_default();
+        let _ = writeln!(
+            std::io::stderr(),
+            "heavy query {status}: {:.60}… {:.160}",
+            sql.replace('\n', " "),
+            error
+        );
+        match status {
+            200 => assert!(body["rows"].is_array(), "{sql}: {body}"),
+            408 => assert!(error.contains("did not finish within 5s"), "{sql}: {error}"),
+            422 => assert!(
+                error.contains("of memory; narrow the time range or raise [limits] memory_limit"),
+                "{sql}: {error}"
+            ),
+            other => panic!("{sql}: unexpected status {other}: {body}"),
+        }
+    }
+    assert!(answers.len() >= HEAVY.len(), "every heavy query answered");
     assert!(ok > 0, "nothing was accepted");
     assert!(refused > 0, "the load never exceeded the budget");
     assert_eq!(

@@ -14,7 +14,6 @@ use vigil_store::sql;
 use crate::error::ApiError;
 use crate::json::objects;
 use crate::rules_api::success;
-use crate::sql;
 use crate::state::ApiState;
 use crate::window::window;
 
@@ -103,8 +102,8 @@ pub async fn anomalies(
     Query(filter): Query<AnomalyFilter>,
 ) -> Result<Json<Value>, ApiError> {
     let sql = query(&filter)?;
-    let ctx = state.store.session()?;
-    let result = sql::run(&ctx, sql.as_str(), MAX_LIMIT, state.config.query_timeout.0).await?;
+    let ctx = crate::reads::session(&state)?;
+    let result = ctx.query(sql.as_str(), MAX_LIMIT).await?;
     Ok(success(json!({
         "anomalies": objects(&result.batches),
         "detector": status(&state.anomalies.status()),

@@ -5,21 +5,19 @@
 //! producer → consumer hop with the time the message waited in between.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration as StdDuration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
-use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use vigil_store::Session;
 use vigil_store::query::{self, SpanKind, Sql, Window, eq, list, lit};
 use vigil_store::sql;
 
 use crate::error::ApiError;
 use crate::json::objects;
-use crate::sql;
 use crate::state::ApiState;
 use crate::trace::span::{Span, read, rfc3339};
 use crate::window::window;
@@ -77,10 +75,9 @@ pub struct Transaction {
 
 /// Trace ids of spans (not in `known`) whose links point into one of the `known` traces.
 async fn linked_traces(
-    ctx: &SessionContext,
+    ctx: &Session,
     w: Window,
     known: &BTreeSet<String>,
-    timeout: StdDuration,
 ) -> Result<BTreeSet<String>, ApiError> {
     let any_link = Sql::join(
         known
@@ -88,20 +85,19 @@ async fn linked_traces(
             .map(|t| sql!("links LIKE {}", lit(&format!("%{t}%")))),
         " OR ",
     );
-    let result = sql::run(
-        ctx,
-        sql!(
-            "SELECT DISTINCT trace_id FROM spans WHERE {} AND links <> '[]' \
+    let result = ctx
+        .query(
+            sql!(
+                "SELECT DISTINCT trace_id FROM spans WHERE {} AND links <> '[]' \
              AND trace_id NOT IN ({}) AND ({})",
-            w.sql(),
-            list(known),
-            any_link
+                w.sql(),
+                list(known),
+                any_link
+            )
+            .as_str(),
+            MAX_SPANS,
         )
-        .as_str(),
-        MAX_SPANS,
-        timeout,
-    )
-    .await?;
+        .await?;
     Ok(objects(&result.batches)
         .iter()
         .filter_map(|o| o.get("trace_id")?.as_str().map(str::to_string))
@@ -109,24 +105,18 @@ async fn linked_traces(
 }
 
 /// Stitches the transaction `id` in `w`.
-pub async fn stitch(
-    ctx: &SessionContext,
-    id: &str,
-    w: Window,
-    timeout: StdDuration,
-) -> Result<Transaction, ApiError> {
-    let seed = sql::run(
-        ctx,
-        sql!(
-            "SELECT DISTINCT trace_id FROM spans WHERE {} AND {}",
-            w.sql(),
-            eq("correlation_id", id)
+pub async fn stitch(ctx: &Session, id: &str, w: Window) -> Result<Transaction, ApiError> {
+    let seed = ctx
+        .query(
+            sql!(
+                "SELECT DISTINCT trace_id FROM spans WHERE {} AND {}",
+                w.sql(),
+                eq("correlation_id", id)
+            )
+            .as_str(),
+            MAX_SPANS,
         )
-        .as_str(),
-        MAX_SPANS,
-        timeout,
-    )
-    .await?;
+        .await?;
     let mut traces: BTreeSet<String> = objects(&seed.batches)
         .iter()
         .filter_map(|o| o.get("trace_id")?.as_str().map(str::to_string))
@@ -135,7 +125,7 @@ pub async fn stitch(
         if traces.is_empty() {
             break;
         }
-        let more = linked_traces(ctx, w, &traces, timeout).await?;
+        let more = linked_traces(ctx, w, &traces).await?;
         if more.is_empty() {
             break;
         }
@@ -152,7 +142,6 @@ pub async fn stitch(
         ctx,
         &sql!("{} AND trace_id IN ({})", w.sql(), list(&traces)),
         MAX_SPANS,
-        timeout,
     )
     .await?;
     spans.sort_by(|a, b| (a.start_ns, &a.span_id).cmp(&(b.start_ns, &b.span_id)));
@@ -227,9 +216,8 @@ pub async fn handle(
     Query(range): Query<Range>,
 ) -> Result<Json<Value>, ApiError> {
     let w = window(range.start, range.end, Duration::days(1))?;
-    let ctx = state.store.session()?;
-    let timeout = state.config.query_timeout.0;
-    let t = stitch(&ctx, &id, w, timeout).await?;
+    let ctx = crate::reads::session(&state)?;
+    let t = stitch(&ctx, &id, w).await?;
     if t.spans.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -240,21 +228,20 @@ pub async fn handle(
             ),
         ));
     }
-    let logs = sql::run(
-        &ctx,
-        sql!(
-            "SELECT CAST(time AS BIGINT) AS time_ns, service_name, trace_id, span_id, \
+    let logs = ctx
+        .query(
+            sql!(
+                "SELECT CAST(time AS BIGINT) AS time_ns, service_name, trace_id, span_id, \
              severity_text, body FROM logs WHERE {} AND ({} OR trace_id IN ({})) \
              ORDER BY time",
-            w.sql(),
-            eq("correlation_id", &id),
-            list(&t.trace_ids)
+                w.sql(),
+                eq("correlation_id", &id),
+                list(&t.trace_ids)
+            )
+            .as_str(),
+            MAX_LOGS,
         )
-        .as_str(),
-        MAX_LOGS,
-        timeout,
-    )
-    .await?;
+        .await?;
     let mut timeline: Vec<(i64, Value)> = t
         .spans
         .iter()

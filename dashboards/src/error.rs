@@ -4,7 +4,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::sql::QueryError;
+use vigil_store::ReadError;
 
 /// An API failure: a status and a message for the caller.
 #[derive(Debug)]
@@ -33,11 +33,17 @@ impl ApiError {
     }
 }
 
-impl From<QueryError> for ApiError {
-    fn from(e: QueryError) -> Self {
+impl From<ReadError> for ApiError {
+    fn from(e: ReadError) -> Self {
         let status = match e {
-            QueryError::Refused(_) | QueryError::Failed(_) => StatusCode::BAD_REQUEST,
-            QueryError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ReadError::Invalid(_) | ReadError::Statement(_) | ReadError::Failed(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ReadError::OutOfMemory { .. } | ReadError::TooManyRows(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ReadError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ReadError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())
     }
@@ -57,7 +63,10 @@ impl From<vigil_store::query::ColumnError> for ApiError {
 
 impl From<vigil_detectors::eval::EvalError> for ApiError {
     fn from(e: vigil_detectors::eval::EvalError) -> Self {
-        ApiError::internal(e)
+        match e {
+            vigil_detectors::eval::EvalError::Query(read) => ApiError::from(read),
+            other => ApiError::internal(other),
+        }
     }
 }
 

@@ -8,7 +8,6 @@ use axum::response::IntoResponse;
 
 use vigil_store::exposition::Exposition;
 
-use crate::sql;
 use crate::state::ApiState;
 
 /// Liveness: the process answers.
@@ -30,7 +29,7 @@ pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
 pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     let mut page = Exposition::new();
     state.store.render_metrics(&mut page);
-    sql::render_metrics(&mut page);
+    state.gate.render(&mut page);
     for source in &state.metrics {
         source(&mut page);
     }

@@ -13,7 +13,6 @@ use vigil_store::sql;
 
 use crate::error::ApiError;
 use crate::json::objects;
-use crate::sql;
 use crate::state::ApiState;
 use crate::trace::span::{rfc3339, trace_id};
 use crate::window::window;
@@ -21,6 +20,8 @@ use crate::window::window;
 /// Records returned when `limit` is not given, and the most that can be asked for.
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;
+/// Most words `q` may hold.
+const MAX_WORDS: usize = 32;
 
 /// Filters of `GET /api/v1/logs`.
 #[derive(Debug, Default, Deserialize)]
@@ -51,7 +52,14 @@ fn query(f: &LogQuery) -> Result<Sql, ApiError> {
          body, trace_id, span_id, correlation_id, attributes FROM logs WHERE {}",
         w.sql()
     );
-    for word in f.q.as_deref().unwrap_or("").split_whitespace() {
+    let words: Vec<&str> = f.q.as_deref().unwrap_or("").split_whitespace().collect();
+    if words.len() > MAX_WORDS {
+        return Err(bad(format!(
+            "q may hold at most {MAX_WORDS} words, got {}",
+            words.len()
+        )));
+    }
+    for word in words {
         sql.push(sql!(
             " AND strpos(lower(body), {}) > 0",
             lit(&word.to_lowercase())
@@ -84,8 +92,8 @@ pub async fn handle(
     Query(f): Query<LogQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let sql = query(&f)?;
-    let ctx = state.store.session()?;
-    let result = sql::run(&ctx, sql.as_str(), MAX_LIMIT, state.config.query_timeout.0).await?;
+    let ctx = crate::reads::session(&state)?;
+    let result = ctx.query(sql.as_str(), MAX_LIMIT).await?;
     let logs: Vec<Value> = objects(&result.batches)
         .into_iter()
         .map(|mut o| {

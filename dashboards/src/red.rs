@@ -49,7 +49,7 @@ pub async fn handle(
 ) -> Result<Json<Value>, ApiError> {
     let now = window(q.start, q.end, Duration::minutes(15))?;
     let before = now.previous();
-    let ctx = state.store.session()?;
+    let ctx = crate::reads::session(&state)?;
     let keep = |o: &Observation| q.service.as_ref().is_none_or(|s| *s == o.key.service);
     let current: Vec<Observation> = extract(&ctx, now, &[])
         .await?

@@ -23,7 +23,7 @@ pub async fn handle(
     Query(q): Query<RedQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let w = window(q.start, q.end, Duration::minutes(15))?;
-    let ctx = state.store.session()?;
+    let ctx = crate::reads::session(&state)?;
     let found: Vec<_> = edges(&ctx, w)
         .await?
         .into_iter()

@@ -9,7 +9,6 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::json;
-use crate::sql;
 use crate::state::ApiState;
 
 /// Media type of an Arrow IPC stream response.
@@ -31,12 +30,12 @@ pub async fn handle(
     headers: HeaderMap,
     Json(req): Json<SqlRequest>,
 ) -> Result<Response, ApiError> {
-    let ctx = state.store.session()?;
+    let ctx = crate::reads::session(&state)?;
     let max_rows = req
         .limit
         .unwrap_or(state.config.max_rows)
         .min(state.config.max_rows);
-    let result = sql::run(&ctx, &req.sql, max_rows, state.config.query_timeout.0).await?;
+    let result = ctx.query(&req.sql, max_rows).await?;
     let wants_arrow = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

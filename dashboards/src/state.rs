@@ -8,6 +8,7 @@ use vigil_detectors::eval::Engine;
 use vigil_store::Store;
 
 use crate::config::ApiConfig;
+use crate::gate::Gate;
 use crate::trace::cache::TraceCache;
 use vigil_store::exposition::Exposition;
 
@@ -37,6 +38,8 @@ pub struct ApiState {
     pub posted_alerts: AlertSource,
     /// Large traces analysed recently, for their later pages.
     pub traces: TraceCache,
+    /// How many requests may read the store at once.
+    pub gate: Gate,
 }
 
 impl ApiState {

@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -41,15 +40,18 @@ async fn transactions_are_stitched_across_new_traces_per_consumer() {
         .append(Signal::Spans, spans_batch(&rows).unwrap())
         .await
         .unwrap();
-    let ctx = store.session().unwrap();
+    let ctx = store
+        .session(
+            vigil_store::Reader::Users,
+            vigil_store::ReadLimits::INTERNAL,
+        )
+        .unwrap();
     let window = Window {
         start: T0 - 60_000_000_000,
         end: T0 + 60_000_000_000,
     };
     for (id, want) in &expected {
-        let t = stitch(&ctx, id, window, Duration::from_secs(10))
-            .await
-            .unwrap();
+        let t = stitch(&ctx, id, window).await.unwrap();
         assert_eq!(&t.trace_ids, &want.trace_ids, "{id}");
         assert_eq!(t.spans.len(), want.span_count, "{id}");
         let hops: Vec<Value> = t
@@ -59,8 +61,6 @@ async fn transactions_are_stitched_across_new_traces_per_consumer() {
             .collect();
         assert_eq!(&hops, &want.hops, "{id}");
     }
-    let none = stitch(&ctx, "order-0", window, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let none = stitch(&ctx, "order-0", window).await.unwrap();
     assert!(none.spans.is_empty());
 }

@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::{Array, Float64Array};
-use datafusion::prelude::SessionContext;
 use serde::Serialize;
+use vigil_store::Session;
 
 use crate::eval::EvalError;
 use vigil_store::query::{SpanKind, Sql, StatusCode, Window, floats, strings, text};
@@ -138,13 +138,13 @@ fn seconds(ns: &Float64Array, i: usize) -> Option<f64> {
 }
 
 async fn run(
-    ctx: &SessionContext,
+    ctx: &Session,
     sql: &Sql,
     window: Window,
     out: &mut BTreeMap<(String, String, EdgeKind), Edge>,
 ) -> Result<(), EvalError> {
     let length = window.seconds().max(f64::MIN_POSITIVE);
-    for b in ctx.sql(sql.as_str()).await?.collect().await? {
+    for b in ctx.fetch(sql).await? {
         let (caller, callee, kind) = (
             strings(&b, "caller")?,
             strings(&b, "callee")?,
@@ -206,7 +206,7 @@ async fn run(
 }
 
 /// Every edge with traffic in `window`, ordered by caller, callee and kind.
-pub async fn edges(ctx: &SessionContext, window: Window) -> Result<Vec<Edge>, EvalError> {
+pub async fn edges(ctx: &Session, window: Window) -> Result<Vec<Edge>, EvalError> {
     let mut out = BTreeMap::new();
     for sql in service_edges_sql(window) {
         run(ctx, &sql, window, &mut out).await?;
@@ -217,7 +217,7 @@ pub async fn edges(ctx: &SessionContext, window: Window) -> Result<Vec<Edge>, Ev
             window.sql()
         );
         let mut names = BTreeSet::new();
-        for b in ctx.sql(sql.as_str()).await?.collect().await? {
+        for b in ctx.fetch(&sql).await? {
             let col = strings(&b, "service_name")?;
             names.extend((0..b.num_rows()).map(|i| text(&col, i).to_string()));
         }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use vigil_detectors::eval::group::GroupState;
 use vigil_detectors::rules;
 use vigil_sample_services::saga::SERVICES;
-use vigil_store::{Store, StoreConfig};
+use vigil_store::{ReadLimits, Reader, Store, StoreConfig};
 
 use super::fill::fill;
 use super::tempfile_dir;
@@ -65,7 +65,7 @@ async fn interval(store: &Store, groups: &mut [GroupState]) -> anyhow::Result<(D
     let started = Instant::now();
     let mut changes = 0;
     for g in groups.iter_mut() {
-        let ctx = store.session()?;
+        let ctx = store.session(Reader::Internal, ReadLimits::INTERNAL)?;
         changes += g.evaluate(&ctx, chrono::Utc::now()).await.len();
     }
     Ok((started.elapsed(), changes))
@@ -96,13 +96,15 @@ async fn measure(store: &Store, args: &RulesBenchArgs) -> anyhow::Result<()> {
         .collect();
     let slos: usize = groups.iter().map(|g| g.slos.len()).sum();
 
-    let ctx = store.session()?;
+    let ctx = store.session(Reader::Internal, ReadLimits::INTERNAL)?;
     let t = Instant::now();
     let all = ctx
-        .sql("SELECT count(*), approx_percentile_cont(duration_ns, 0.95) FROM spans")
+        .query(
+            "SELECT count(*), approx_percentile_cont(duration_ns, 0.95) FROM spans",
+            1,
+        )
         .await?
-        .collect()
-        .await?;
+        .batches;
     let scan = t.elapsed();
     let rows = all
         .first()

@@ -86,6 +86,16 @@ pub struct StoreConfig {
     /// groups let a search for a rare value (one user's id) read less; larger ones cost less
     /// metadata per row.
     pub row_group_rows: usize,
+    /// Memory users' queries (query API, CLI) may hold together for sorts, joins and
+    /// aggregations; beyond it they spill to disk, and what cannot spill fails (derived from
+    /// `[limits] memory_limit`).
+    pub query_memory: ByteSize,
+    /// Memory reserved for the rule engine's and anomaly detector's queries, which users'
+    /// queries cannot take (derived from `[limits] memory_limit`).
+    pub internal_query_memory: ByteSize,
+    /// Most disk space queries may spill to, under `data_dir/spill`: half for users'
+    /// queries, half for the rule engine's and anomaly detector's.
+    pub spill_limit: ByteSize,
     /// Delete data older than this.
     pub retention_age: HumanDuration,
     /// Delete the oldest Parquet files while all of them together are larger than this.
@@ -103,6 +113,9 @@ impl Default for StoreConfig {
             tail_limit: ByteSize(256 << 20),
             write_memory: ByteSize(32 << 20),
             row_group_rows: 16 * 1024,
+            query_memory: ByteSize(96 << 20),
+            internal_query_memory: ByteSize(48 << 20),
+            spill_limit: ByteSize(2 << 30),
             retention_age: HumanDuration(Duration::from_secs(7 * 86_400)),
             retention_size: ByteSize(100 << 30),
         }

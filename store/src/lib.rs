@@ -8,6 +8,7 @@
 
 pub mod alert;
 mod attribute_pruning;
+mod bounded_functions;
 mod catalog;
 mod compaction;
 pub mod config;
@@ -27,8 +28,10 @@ pub mod schema;
 mod signal;
 mod sorted_write;
 
+mod query_budget;
 mod recovery;
 mod retention;
+mod session;
 mod store;
 mod table;
 pub mod units;
@@ -40,7 +43,9 @@ pub use compaction::CompactionReport;
 pub use config::{FsyncPolicy, StoreConfig};
 pub use error::StoreError;
 pub use flush::{FlushReport, FlushStats};
+pub use query_budget::{Reader, Refusal};
 pub use recovery::ReplayReport;
+pub use session::{QueryResult, ReadError, ReadLimits, Session};
 pub use signal::Signal;
 pub use store::Store;
 pub use wal::encode_record;

@@ -1,9 +1,9 @@
-//! The store's figures for `/metrics`: WAL, flushes, retention, tail and Parquet files.
+//! The store's figures for `/metrics`: WAL, flushes, retention, tail, Parquet files and queries.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::exposition::{Exposition, Single};
-use crate::{Signal, Store};
+use crate::{Reader, Refusal, Signal, Store};
 
 impl Store {
     /// Writes the store's metrics to `page`.
@@ -128,5 +128,12 @@ impl Store {
                 family.sample(&[("signal", s.table_name())], value(s));
             }
         }
+        self.inner.queries.render(page);
+    }
+
+    /// Counts a query of `reader` refused before it reached the store (the query API's
+    /// concurrency limit), beside the store's own refusals in `/metrics`.
+    pub fn count_refusal(&self, reader: Reader, reason: Refusal) {
+        self.inner.queries.refused(reader, reason);
     }
 }

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use datafusion::execution::context::{SQLOptions, SessionContext};
-use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::SessionConfig;
 use tokio::sync::{Notify, oneshot};
 
+use crate::bounded_functions;
 use crate::catalog::Catalog;
 use crate::compaction::{self, CompactionReport};
 use crate::config::StoreConfig;
@@ -23,6 +23,7 @@ use crate::error::{Result, StoreError};
 use crate::flush::{self, FlushReport, FlushStats};
 use crate::parquet_files::FileLayout;
 use crate::query::nanos;
+use crate::query_budget::{QueryRuntimes, Reader};
 use crate::recovery::{self, ReplayReport};
 use crate::retention;
 use crate::table::SignalTable;
@@ -43,7 +44,7 @@ pub(crate) struct Inner {
     pub(crate) flush_wanted: Notify,
     pub(crate) replay: ReplayReport,
     /// Shared by every query session, so Parquet footers read once stay cached.
-    pub(crate) runtime: Arc<RuntimeEnv>,
+    pub(crate) queries: Arc<QueryRuntimes>,
 }
 
 /// Vigil's columnar store. Cheap to clone; all clones share one WAL and catalog.
@@ -66,7 +67,10 @@ impl Store {
     pub fn open(config: StoreConfig) -> Result<Store> {
         let wal_dir = config.data_dir.join("wal");
         let parquet_dir = config.data_dir.join("parquet");
-        for dir in [&wal_dir, &parquet_dir] {
+        let spill_dir = config.data_dir.join("spill");
+        // Spill files of a previous run are never read again.
+        let _ = fs::remove_dir_all(&spill_dir);
+        for dir in [&wal_dir, &parquet_dir, &spill_dir] {
             fs::create_dir_all(dir)
                 .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
         }
@@ -82,6 +86,12 @@ impl Store {
             catalog.clone(),
             wal_stats.clone(),
         )?;
+        let queries = Arc::new(QueryRuntimes::new(
+            config.query_memory,
+            config.internal_query_memory,
+            &spill_dir,
+            config.spill_limit,
+        )?);
         let (tx, rx) = sync_channel(config.wal_queue_capacity.max(1));
         let handle = std::thread::Builder::new()
             .name("vigil-wal".into())
@@ -100,7 +110,7 @@ impl Store {
                 flush_lock: tokio::sync::Mutex::new(()),
                 flush_wanted: Notify::new(),
                 replay,
-                runtime: RuntimeEnvBuilder::new().build_arc()?,
+                queries,
             }),
         })
     }
@@ -293,15 +303,26 @@ impl Store {
         }
     }
 
-    /// A SQL session with a table per signal (`spans`, `logs`, `metrics`, `alerts`,
-    /// `anomalies`) and the `span_rollup` of the spans registered.
-    pub fn session(&self) -> Result<SessionContext> {
-        let mut config = SessionConfig::new().with_information_schema(true);
+    /// A DataFusion context over the store's tables — one per signal (`spans`, `logs`,
+    /// `metrics`, `alerts`, `anomalies`) and the `span_rollup` of the spans — in `reader`'s
+    /// memory pool. Only [`crate::Session`] runs queries in it.
+    pub(crate) fn context(&self, reader: Reader) -> Result<SessionContext> {
+        // One partition per query: a query uses one core at most, leaving the others to
+        // ingest and to other queries, and a sort's final merge needs no second merge with
+        // buffers of its own, which a tight pool could not grant.
+        let mut config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_target_partitions(1);
         let options = config.options_mut();
         options.execution.collect_statistics = false;
         options.execution.parquet.pushdown_filters = true;
         options.execution.parquet.reorder_filters = true;
-        let ctx = SessionContext::new_with_config_rt(config, self.inner.runtime.clone());
+        // What a sort keeps back for merging its spilled runs: DataFusion's 10 MB default
+        // would not fit a small pool.
+        options.execution.sort_spill_reservation_bytes =
+            (self.inner.queries.limit(reader).0 / 8) as usize;
+        let ctx = SessionContext::new_with_config_rt(config, self.inner.queries.runtime(reader));
+        bounded_functions::register(&ctx);
         for signal in Signal::ALL {
             ctx.register_table(
                 signal.table_name(),

@@ -170,7 +170,14 @@ impl fmt::Display for HumanDuration {
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}B", self.0)
+        // The largest unit that writes it exactly: 96MiB, 1536KiB, 1000B.
+        let unit = [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")]
+            .into_iter()
+            .find(|(shift, _)| self.0 > 0 && self.0.trailing_zeros() >= *shift);
+        match unit {
+            Some((shift, u)) => write!(f, "{}{u}", self.0 >> shift),
+            None => write!(f, "{}B", self.0),
+        }
     }
 }
 
@@ -268,6 +275,14 @@ mod tests {
     #[test]
     fn sizes_parse_with_binary_units() {
         assert_eq!("16MiB".parse::<ByteSize>().unwrap().0, 16 << 20);
+        for (bytes, text) in [
+            (96 << 20, "96MiB"),
+            (1536 << 10, "1536KiB"),
+            (1000, "1000B"),
+        ] {
+            assert_eq!(ByteSize(bytes).to_string(), text);
+            assert_eq!(text.parse::<ByteSize>().unwrap().0, bytes);
+        }
         assert_eq!("2 GiB".parse::<ByteSize>().unwrap().0, 2 << 30);
         assert_eq!("1000".parse::<ByteSize>().unwrap().0, 1000);
         assert!("12 bananas".parse::<ByteSize>().is_err());

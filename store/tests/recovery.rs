@@ -12,7 +12,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, TimeUnit};
 use vigil_store::units::ByteSize;
-use vigil_store::{Signal, Store, StoreConfig, schema::schema};
+use vigil_store::{ReadLimits, Reader, Signal, Store, StoreConfig, schema::schema};
 
 const HOUR: i64 = 3_600_000_000_000;
 
@@ -62,8 +62,8 @@ fn batch(signal: Signal, service: &str, times: &[i64]) -> RecordBatch {
 }
 
 async fn count(store: &Store, sql: &str) -> i64 {
-    let ctx = store.session().unwrap();
-    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let session = store.session(Reader::Users, ReadLimits::INTERNAL).unwrap();
+    let batches = session.query(sql, 1).await.unwrap().batches;
     batches[0]
         .column(0)
         .as_any()
@@ -427,12 +427,10 @@ async fn a_query_on_recent_time_does_not_open_older_files() {
         t0 + 29 * 24 * HOUR
     );
     assert_eq!(count(&store, &recent).await, 1);
-    let ctx = store.session().unwrap();
+    let session = store.session(Reader::Users, ReadLimits::INTERNAL).unwrap();
     assert!(
-        ctx.sql("SELECT count(*) FROM spans")
-            .await
-            .unwrap()
-            .collect()
+        session
+            .query("SELECT count(*) FROM spans", 1)
             .await
             .is_err()
     );

@@ -84,29 +84,12 @@ impl Vigil {
     }
 
     fn launch(command: &[&str], data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Vigil {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(command)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        cmd.args(command)
             .args(serve_flags(data_dir))
             .args(extra)
-            .envs(env.iter().copied())
-            .env("VIGIL_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start vigil");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("read vigil's banner");
-        // Keep reading what it prints later, so its stdout never fills or breaks.
-        std::thread::spawn(move || {
-            for l in stdout.lines().map_while(Result::ok) {
-                eprintln!("vigil> {l}");
-            }
-        });
-        assert!(
-            line.starts_with("vigil listening:"),
-            "unexpected banner {line:?}"
-        );
+            .envs(env.iter().copied());
+        let (child, line) = spawn_with_banner(cmd, "vigil listening:");
         let field = |name: &str| {
             line.split_whitespace()
                 .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
@@ -184,6 +167,69 @@ impl Vigil {
         self.scalar(sql)
             .as_u64()
             .unwrap_or_else(|| panic!("not a count: {sql}"))
+    }
+}
+
+/// Starts `cmd` (quiet logs, stdout piped) and returns it with the first line it printed,
+/// which must start with `banner`; what it prints later is passed on to stderr, so its stdout
+/// never fills or breaks.
+fn spawn_with_banner(mut cmd: Command, banner: &str) -> (Child, String) {
+    let mut child = cmd
+        .env("VIGIL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start vigil");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read vigil's banner");
+    std::thread::spawn(move || {
+        for l in stdout.lines().map_while(Result::ok) {
+            eprintln!("vigil> {l}");
+        }
+    });
+    assert!(line.starts_with(banner), "unexpected banner {line:?}");
+    (child, line)
+}
+
+/// `vigil demo --otlp-endpoint`: the sample services and their gateway, exporting to a Vigil
+/// running in another process.
+pub struct Services {
+    child: Child,
+    /// The gateway and admin API.
+    pub gateway: String,
+}
+
+impl Services {
+    /// Starts the services exporting to `vigil`'s OTLP/gRPC listener, with no load and no
+    /// scripted faults; `extra` are more `demo` flags, `env` is set for the process.
+    pub fn start(vigil: &Vigil, extra: &[&str], env: &[(&str, &str)]) -> Services {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        cmd.args(["demo", "--otlp-endpoint", &vigil.grpc])
+            .args([
+                "--gateway-addr",
+                "127.0.0.1:0",
+                "--rate",
+                "0",
+                "--fault-every",
+                "0s",
+            ])
+            .args(extra)
+            .envs(env.iter().copied());
+        let (child, line) = spawn_with_banner(cmd, "vigil demo services:");
+        let gateway = line
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix("gateway="))
+            .unwrap_or_else(|| panic!("gateway missing in {line:?}"))
+            .to_string();
+        Services { child, gateway }
+    }
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -18,7 +18,6 @@ use super::search::{TraceQuery, duration_ns, matching};
 use super::span::{Span, read, trace_id};
 use crate::error::ApiError;
 use crate::json::objects;
-use crate::sql;
 use crate::state::ApiState;
 
 /// How far back service and operation lists look.
@@ -48,8 +47,8 @@ fn catalog_window() -> Window {
 }
 
 async fn strings(state: &ApiState, sql: &Sql) -> Result<Vec<Value>, ApiError> {
-    let ctx = state.store.session()?;
-    let result = sql::run(&ctx, sql.as_str(), 100_000, state.config.query_timeout.0).await?;
+    let ctx = crate::reads::session(state)?;
+    let result = ctx.query(sql.as_str(), 100_000).await?;
     Ok(objects(&result.batches)
         .into_iter()
         .filter_map(|mut o| o.remove("name"))
@@ -93,14 +92,8 @@ pub async fn operations(
         .get("service")
         .ok_or_else(|| bad("service is required".into()))?;
     let want_kind = params.get("spanKind").map(|k| k.to_ascii_lowercase());
-    let ctx = state.store.session()?;
-    let result = sql::run(
-        &ctx,
-        operations_sql(service).as_str(),
-        100_000,
-        state.config.query_timeout.0,
-    )
-    .await?;
+    let ctx = crate::reads::session(&state)?;
+    let result = ctx.query(operations_sql(service).as_str(), 100_000).await?;
     let ops: Vec<Value> = objects(&result.batches)
         .into_iter()
         .filter_map(|o| {
@@ -122,14 +115,8 @@ pub async fn trace(
 ) -> Result<Json<Value>, ApiError> {
     let id = trace_id(&raw_id)
         .ok_or_else(|| bad(format!("trace id must be 32 hex digits, got {raw_id:?}")))?;
-    let ctx = state.store.session()?;
-    let (spans, _) = read(
-        &ctx,
-        &eq("trace_id", &id),
-        MAX_TRACE_SPANS,
-        state.config.query_timeout.0,
-    )
-    .await?;
+    let ctx = crate::reads::session(&state)?;
+    let (spans, _) = read(&ctx, &eq("trace_id", &id), MAX_TRACE_SPANS).await?;
     if spans.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -145,8 +132,8 @@ pub async fn search(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let q = search_query(&params)?;
-    let ctx = state.store.session()?;
-    let found = matching(&ctx, &q, state.config.query_timeout.0).await?;
+    let ctx = crate::reads::session(&state)?;
+    let found = matching(&ctx, &q).await?;
     let ids = found.ids;
     if ids.is_empty() {
         return Ok(envelope(json!([])));
@@ -155,7 +142,6 @@ pub async fn search(
         &ctx,
         &sql!("{} AND trace_id IN ({})", found.around.sql(), list(&ids)),
         MAX_TRACE_SPANS,
-        state.config.query_timeout.0,
     )
     .await?;
     let mut by_trace: HashMap<String, Vec<Span>> = HashMap::new();

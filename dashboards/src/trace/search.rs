@@ -10,8 +10,8 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use datafusion::prelude::SessionContext;
 use serde_json::{Value, json};
+use vigil_store::Session;
 use vigil_store::query::{self, Sql, Window, eq, list, lit};
 use vigil_store::sql;
 use vigil_store::units::HumanDuration;
@@ -19,7 +19,6 @@ use vigil_store::units::HumanDuration;
 use super::span::rfc3339;
 use crate::error::ApiError;
 use crate::json::objects;
-use crate::sql;
 use crate::state::ApiState;
 use crate::window::window;
 
@@ -57,6 +56,9 @@ pub struct TraceQuery {
     /// At most this many traces.
     pub limit: usize,
 }
+
+/// Most `attr.<name>` filters one search may have.
+pub const MAX_ATTRIBUTE_FILTERS: usize = 16;
 
 fn bad(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, message)
@@ -121,6 +123,12 @@ impl TraceQuery {
                     }
                 },
             }
+        }
+        if q.attributes.len() > MAX_ATTRIBUTE_FILTERS {
+            return Err(bad(format!(
+                "at most {MAX_ATTRIBUTE_FILTERS} attr.<name> filters, got {}",
+                q.attributes.len()
+            )));
         }
         q.attributes.sort();
         q.window = window(start, end, chrono::Duration::hours(1))?;
@@ -189,11 +197,7 @@ pub struct Found {
 }
 
 /// The traces matching `q`, newest first, searching the newest part of the window first.
-pub async fn matching(
-    ctx: &SessionContext,
-    q: &TraceQuery,
-    timeout: std::time::Duration,
-) -> Result<Found, ApiError> {
+pub async fn matching(ctx: &Session, q: &TraceQuery) -> Result<Found, ApiError> {
     let mut found = Found::default();
     let mut seen = HashSet::new();
     let (mut first, mut last) = (i64::MAX, i64::MIN);
@@ -202,19 +206,18 @@ pub async fn matching(
             window: slice,
             ..q.clone()
         };
-        let rows = sql::run(
-            ctx,
-            sql!(
-                "SELECT trace_id, CAST(max(time) AS BIGINT) AS last FROM spans WHERE {} \
+        let rows = ctx
+            .query(
+                sql!(
+                    "SELECT trace_id, CAST(max(time) AS BIGINT) AS last FROM spans WHERE {} \
                  GROUP BY trace_id ORDER BY last DESC LIMIT {}",
-                part.span_filter(),
-                q.limit
+                    part.span_filter(),
+                    q.limit
+                )
+                .as_str(),
+                q.limit,
             )
-            .as_str(),
-            q.limit,
-            timeout,
-        )
-        .await?;
+            .await?;
         for o in objects(&rows.batches) {
             let (Some(id), Some(at)) = (
                 o.get("trace_id").and_then(Value::as_str),
@@ -243,31 +246,29 @@ pub async fn matching(
 
 /// The traces matching `q`, newest first, summarised.
 pub async fn find(state: &ApiState, q: &TraceQuery) -> Result<Vec<Value>, ApiError> {
-    let ctx = state.store.session()?;
-    let timeout = state.config.query_timeout.0;
-    let found = matching(&ctx, q, timeout).await?;
+    let ctx = crate::reads::session(state)?;
+    let found = matching(&ctx, q).await?;
     if found.ids.is_empty() {
         return Ok(Vec::new());
     }
-    let summary = sql::run(
-        &ctx,
-        sql!(
-            "SELECT trace_id, CAST(min(time) AS BIGINT) AS start_ns, \
+    let summary = ctx
+        .query(
+            sql!(
+                "SELECT trace_id, CAST(min(time) AS BIGINT) AS start_ns, \
              CAST(max(end_time) AS BIGINT) AS end_ns, count(*) AS span_count, \
              sum(CASE WHEN status_code = {} THEN 1 ELSE 0 END) AS error_count, \
              array_agg(DISTINCT service_name) AS services, \
              first_value(service_name ORDER BY (parent_span_id = '') DESC, time) AS root_service, \
              first_value(span_name ORDER BY (parent_span_id = '') DESC, time) AS root_operation \
              FROM spans WHERE {} AND trace_id IN ({}) GROUP BY trace_id",
-            query::StatusCode::Error,
-            found.around.sql(),
-            list(&found.ids)
+                query::StatusCode::Error,
+                found.around.sql(),
+                list(&found.ids)
+            )
+            .as_str(),
+            found.ids.len(),
         )
-        .as_str(),
-        found.ids.len(),
-        timeout,
-    )
-    .await?;
+        .await?;
     let mut by_id: HashMap<String, Value> = objects(&summary.batches)
         .into_iter()
         .filter_map(|mut o| {

@@ -1,16 +1,13 @@
 //! Spans read from the `spans` table into typed rows, with their events and links parsed.
 
-use std::time::Duration;
-
 use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::Int64Type;
-use datafusion::prelude::SessionContext;
 use serde_json::{Map, Value};
+use vigil_store::Session;
 use vigil_store::query::{Sql, strings, to_strings};
 use vigil_store::sql;
 
 use crate::error::ApiError;
-use crate::sql;
 
 /// The columns a [`Span`] is read from.
 pub const COLUMNS: &str = "trace_id, span_id, parent_span_id, service_name, span_name, \
@@ -62,19 +59,13 @@ impl Span {
 
 /// The spans matching `filter` (a SQL condition), at most `max` of them, in no set order;
 /// the flag says whether more matched.
-pub async fn read(
-    ctx: &SessionContext,
-    filter: &Sql,
-    max: usize,
-    timeout: Duration,
-) -> Result<(Vec<Span>, bool), ApiError> {
-    let result = sql::run(
-        ctx,
-        sql!("SELECT {} FROM spans WHERE {}", COLUMNS, filter).as_str(),
-        max,
-        timeout,
-    )
-    .await?;
+pub async fn read(ctx: &Session, filter: &Sql, max: usize) -> Result<(Vec<Span>, bool), ApiError> {
+    let result = ctx
+        .query(
+            sql!("SELECT {} FROM spans WHERE {}", COLUMNS, filter).as_str(),
+            max,
+        )
+        .await?;
     let mut spans = Vec::with_capacity(result.batches.iter().map(RecordBatch::num_rows).sum());
     for batch in &result.batches {
         from_batch(batch, &mut spans)?;

@@ -9,9 +9,9 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use vigil_store::Session;
 use vigil_store::query::{self, Window, eq, lit};
 use vigil_store::sql;
 
@@ -20,7 +20,6 @@ use super::span::{Span, read, rfc3339, trace_id};
 use super::tree::{Node, Shape, analyse};
 use crate::error::ApiError;
 use crate::json::objects;
-use crate::sql;
 use crate::state::ApiState;
 
 /// Most spans of one trace analysed.
@@ -233,21 +232,19 @@ impl<'a> SpanView<'a> {
 
 /// Reads trace `id` (its spans, logs and the spans linking to it) and analyses its tree.
 async fn load(state: &ApiState, id: &str) -> Result<Analysed, ApiError> {
-    let ctx = state.store.session()?;
-    let timeout = state.config.query_timeout.0;
-    let (spans, truncated) = read(&ctx, &eq("trace_id", id), MAX_SPANS, timeout).await?;
-    let logs = sql::run(
-        &ctx,
-        sql!(
-            "SELECT CAST(time AS BIGINT) AS time_ns, service_name, span_id, severity_text, \
+    let ctx = crate::reads::session(state)?;
+    let (spans, truncated) = read(&ctx, &eq("trace_id", id), MAX_SPANS).await?;
+    let logs = ctx
+        .query(
+            sql!(
+                "SELECT CAST(time AS BIGINT) AS time_ns, service_name, span_id, severity_text, \
              severity_number, body, attributes FROM logs WHERE {} ORDER BY time",
-            eq("trace_id", id)
+                eq("trace_id", id)
+            )
+            .as_str(),
+            MAX_LOGS,
         )
-        .as_str(),
-        MAX_LOGS,
-        timeout,
-    )
-    .await?;
+        .await?;
     let logs: Vec<Map<String, Value>> = objects(&logs.batches)
         .into_iter()
         .map(|mut log| {
@@ -273,7 +270,7 @@ async fn load(state: &ApiState, id: &str) -> Result<Analysed, ApiError> {
         .collect();
     let shape = analyse(&nodes);
     let linked_from = match bounds(&spans) {
-        Some((start, end)) => linked_from(&ctx, timeout, id, start, end).await?,
+        Some((start, end)) => linked_from(&ctx, id, start, end).await?,
         None => Vec::new(),
     };
     Ok(Analysed {
@@ -326,8 +323,7 @@ fn timeline<'a>(
 
 /// Spans of other traces whose links point into trace `id` (consumers of its messages).
 async fn linked_from(
-    ctx: &SessionContext,
-    timeout: std::time::Duration,
+    ctx: &Session,
     id: &str,
     start: i64,
     end: i64,
@@ -345,7 +341,7 @@ async fn linked_from(
         lit(&format!("%{id}%")),
         MAX_LINKED_FROM
     );
-    let result = sql::run(ctx, sql.as_str(), MAX_LINKED_FROM, timeout).await?;
+    let result = ctx.query(sql.as_str(), MAX_LINKED_FROM).await?;
     Ok(objects(&result.batches)
         .into_iter()
         .map(|mut o| {

@@ -24,10 +24,9 @@ use vigil_store::query::Window;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnomalyConfig {
-    /// Whether to run it. Unset: on in `vigil demo`, off in `vigil serve` (its window reads
-    /// are not yet counted against `[limits] memory_limit`, so under overload they add to
-    /// the memory in use).
-    pub enabled: Option<bool>,
+    /// Whether to run it (its window reads draw on the share of `[limits] memory_limit`
+    /// reserved for the rule engine and the detector).
+    pub enabled: bool,
     /// Length of each feature window.
     pub window: HumanDuration,
     /// How long after a window ends it is read, so late telemetry is included: OTel SDKs
@@ -48,7 +47,7 @@ impl Default for AnomalyConfig {
     fn default() -> Self {
         let m = MonitorConfig::default();
         AnomalyConfig {
-            enabled: None,
+            enabled: true,
             window: HumanDuration(Duration::from_secs(10)),
             delay: HumanDuration(Duration::from_secs(7)),
             sensitivity: m.sensitivity,
@@ -283,7 +282,12 @@ async fn score(
     watched: &[WatchedMetric],
     models: &mut Option<Models>,
 ) -> Result<Scored, String> {
-    let ctx = store.session().map_err(|e| e.to_string())?;
+    let ctx = store
+        .session(
+            vigil_store::Reader::Internal,
+            vigil_store::ReadLimits::INTERNAL,
+        )
+        .map_err(|e| e.to_string())?;
     let observations = extract(&ctx, window, watched)
         .await
         .map_err(|e| e.to_string())?;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use datafusion::prelude::SessionContext;
+use vigil_store::Session;
 
 use super::{EvalError, Sample};
 use crate::features::Feature;
@@ -91,19 +91,12 @@ fn context(f: &Found) -> BTreeMap<String, String> {
 
 /// One sample per `group_by` series: its highest score in `window`, with that row's context.
 pub async fn evaluate(
-    ctx: &SessionContext,
+    ctx: &Session,
     selector: &AnomalySelector,
     group_by: &[String],
     window: Window,
 ) -> Result<Vec<Sample>, EvalError> {
-    let batches = ctx
-        .sql_with_options(
-            query(selector, window).as_str(),
-            vigil_store::Store::read_only(),
-        )
-        .await?
-        .collect()
-        .await?;
+    let batches = ctx.fetch(&query(selector, window)).await?;
     let mut best: BTreeMap<BTreeMap<String, String>, Sample> = BTreeMap::new();
     for b in &batches {
         let service = strings(b, "service_name")?;

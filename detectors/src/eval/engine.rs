@@ -139,7 +139,10 @@ impl Runner {
 
     async fn evaluate(&mut self, i: usize) {
         let now = Utc::now();
-        let changes = match self.store.session() {
+        let changes = match self.store.session(
+            vigil_store::Reader::Internal,
+            vigil_store::ReadLimits::INTERNAL,
+        ) {
             Ok(ctx) => {
                 let g = &mut self.groups[i];
                 match AssertUnwindSafe(g.evaluate(&ctx, now)).catch_unwind().await {

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use datafusion::prelude::SessionContext;
+use vigil_store::Session;
 use vigil_store::alert::{Alert, Labels};
 
 use super::lifecycle::{Breach, RuleAlerts, Timing};
@@ -146,7 +146,7 @@ impl GroupState {
     }
 
     /// Evaluates every rule and SLO at `now`; returns the alerts whose state changed.
-    pub async fn evaluate(&mut self, ctx: &SessionContext, now: DateTime<Utc>) -> Vec<Alert> {
+    pub async fn evaluate(&mut self, ctx: &Session, now: DateTime<Utc>) -> Vec<Alert> {
         let started = Instant::now();
         let mut changes = Vec::new();
         let spans = self.load_spans(ctx, now).await;
@@ -208,7 +208,7 @@ impl GroupState {
     /// The window of spans every span rule of the group reads, loaded once.
     async fn load_spans(
         &self,
-        ctx: &SessionContext,
+        ctx: &Session,
         now: DateTime<Utc>,
     ) -> Option<Result<SpanWindow, String>> {
         let span_rules: Vec<_> = self
@@ -305,7 +305,7 @@ impl GroupState {
 
 /// The rule's samples at `now`.
 pub async fn measure(
-    ctx: &SessionContext,
+    ctx: &Session,
     rule: &Rule,
     spans: Option<&Result<SpanWindow, String>>,
     now: DateTime<Utc>,

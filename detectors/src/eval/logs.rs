@@ -1,6 +1,6 @@
 //! The `log_count` measure: matching log records per second, one aggregate query per rule.
 
-use datafusion::prelude::SessionContext;
+use vigil_store::Session;
 
 use vigil_store::query::{Sql, Window, all, floats, lit, strings};
 use vigil_store::sql;
@@ -44,17 +44,13 @@ pub fn query(
 
 /// Matching log records per second over `window`, per series.
 pub async fn evaluate(
-    ctx: &SessionContext,
+    ctx: &Session,
     selector: &SpanSelector,
     logs: &LogSelector,
     group_by: &[String],
     window: Window,
 ) -> Result<Vec<Sample>, EvalError> {
-    let batches = ctx
-        .sql(query(selector, logs, group_by, window).as_str())
-        .await?
-        .collect()
-        .await?;
+    let batches = ctx.fetch(&query(selector, logs, group_by, window)).await?;
     let mut out = Vec::new();
     for b in &batches {
         let n = floats(b, "n")?;

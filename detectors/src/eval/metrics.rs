@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use arrow::array::{Array, AsArray, ListArray, MapArray, RecordBatch};
 use arrow::datatypes::{DataType, TimestampNanosecondType};
-use datafusion::prelude::SessionContext;
+use vigil_store::Session;
 
 use super::quantile::from_buckets;
 use super::{EvalError, Sample, selector_conditions};
@@ -273,16 +273,12 @@ fn merged_quantile(members: &[&Series], q: f64, window: Window) -> Result<Option
 
 /// `metric` aggregated over `window` per `group_by` series.
 pub async fn evaluate(
-    ctx: &SessionContext,
+    ctx: &Session,
     selector: &SpanSelector,
     metric: &MetricSelector,
     group_by: &[String],
     window: Window,
 ) -> Result<Vec<Sample>, EvalError> {
-    let batches = ctx
-        .sql(query(selector, metric, window).as_str())
-        .await?
-        .collect()
-        .await?;
+    let batches = ctx.fetch(&query(selector, metric, window)).await?;
     aggregate(&series(&batches)?, metric.aggregation, group_by, window)
 }

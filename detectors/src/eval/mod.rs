@@ -29,7 +29,7 @@ pub use source::RuleSource;
 pub enum EvalError {
     /// The query failed to plan or run.
     #[error("query failed: {0}")]
-    Query(#[from] datafusion::error::DataFusionError),
+    Query(#[from] vigil_store::ReadError),
     /// A result had an unexpected shape.
     #[error("{0}")]
     Shape(String),

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use datafusion::prelude::SessionContext;
 use serde::Serialize;
+use vigil_store::Session;
 use vigil_store::alert::Labels;
 
 use super::lifecycle::Breach;
@@ -142,7 +142,7 @@ impl SloCounts {
     /// Reads what changed since the last refresh (the whole period the first time) up to `now`.
     pub async fn refresh(
         &mut self,
-        ctx: &SessionContext,
+        ctx: &Session,
         slo: &Slo,
         now: DateTime<Utc>,
     ) -> Result<(), EvalError> {
@@ -152,11 +152,7 @@ impl SloCounts {
             None => floor(end.saturating_sub(period)),
             Some(t) => floor(t) - LATE_BUCKETS * BUCKET_NS,
         };
-        let batches = ctx
-            .sql(counts_query(slo, Window { start, end }).as_str())
-            .await?
-            .collect()
-            .await?;
+        let batches = ctx.fetch(&counts_query(slo, Window { start, end })).await?;
         let mut fresh = Vec::new();
         for b in &batches {
             let bucket = b

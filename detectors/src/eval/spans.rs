@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use arrow::array::{AsArray, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
 use arrow::datatypes::{Int64Type, TimestampNanosecondType};
-use datafusion::prelude::SessionContext;
+use vigil_store::Session;
 
 use super::{EvalError, Sample, label_column};
 use crate::rules::Measure;
@@ -51,7 +51,7 @@ struct Acc {
 impl SpanWindow {
     /// Loads `window` of spans (only `services`, when given) with attributes `attr_keys`.
     pub async fn load(
-        ctx: &SessionContext,
+        ctx: &Session,
         window: Window,
         services: Option<&[String]>,
         attr_keys: Vec<String>,
@@ -65,7 +65,7 @@ impl SpanWindow {
         if let Some(services) = services {
             sql.push(sql!(" AND service_name IN ({})", list(services)));
         }
-        let batches = ctx.sql(sql.as_str()).await?.collect().await?;
+        let batches = ctx.fetch(&sql).await?;
         SpanWindow::from_batches(window, attr_keys, &batches)
     }
 

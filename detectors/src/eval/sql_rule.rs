@@ -1,18 +1,22 @@
 //! SQL rules: a read-only SELECT whose `value` column is the measured value and whose other
 //! columns are the series' labels.
 
-use datafusion::prelude::SessionContext;
+use vigil_store::{ReadLimits, Session};
 
 use super::{EvalError, Sample};
 use vigil_store::query::{floats, text, to_strings};
 
 /// Runs `query` (DDL, DML and other statements refused) and reads one sample per row with a
 /// non-null `value`.
-pub async fn evaluate(ctx: &SessionContext, query: &str) -> Result<Vec<Sample>, EvalError> {
-    let df = ctx
-        .sql_with_options(query, vigil_store::Store::read_only())
-        .await?;
-    let batches = df.collect().await?;
+pub async fn evaluate(ctx: &Session, query: &str) -> Result<Vec<Sample>, EvalError> {
+    let answer = ctx.query(query, ReadLimits::MAX_ROWS).await?;
+    if answer.truncated {
+        return Err(EvalError::Shape(format!(
+            "more than {} series; aggregate further",
+            ReadLimits::MAX_ROWS
+        )));
+    }
+    let batches = answer.batches;
     let mut out = Vec::new();
     for b in &batches {
         let value = floats(b, "value")?;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use arrow::array::Array;
-use datafusion::prelude::SessionContext;
+use vigil_store::Session;
 
 use super::{Feature, Observation, PeerMember, SeriesKey, WatchedMetric, rollup};
 use crate::eval::group::CONSUMER_LAG_METRIC;
@@ -83,12 +83,12 @@ fn span_query(window: Window, grouping: Grouping) -> Sql {
 
 /// Adds one observation per row of `span_query`'s answer to `out`.
 async fn span_features(
-    ctx: &SessionContext,
+    ctx: &Session,
     sql: &Sql,
     seconds: f64,
     out: &mut BTreeMap<SeriesKey, Observation>,
 ) -> Result<(), EvalError> {
-    for b in ctx.sql(sql.as_str()).await?.collect().await? {
+    for b in ctx.fetch(sql).await? {
         let (service, operation) = (strings(&b, "service_name")?, strings(&b, "operation")?);
         let (n, errors) = (floats(&b, "n")?, floats(&b, "errors")?);
         let quantiles = [floats(&b, "p50")?, floats(&b, "p95")?, floats(&b, "p99")?];
@@ -125,7 +125,7 @@ async fn span_features(
 /// groups, one observation each (span features only), keyed
 /// `<span name>{messaging.destination.partition.id=<p>}`.
 pub async fn extract_partitions(
-    ctx: &SessionContext,
+    ctx: &Session,
     window: Window,
 ) -> Result<Vec<PeerMember>, EvalError> {
     let seconds = window.seconds().max(f64::MIN_POSITIVE);
@@ -156,7 +156,7 @@ pub async fn extract_partitions(
 /// holding whole minutes come from the store's per-minute rollup (see [`rollup`]); those of a
 /// shorter one from its spans.
 pub async fn extract(
-    ctx: &SessionContext,
+    ctx: &Session,
     window: Window,
     watched: &[WatchedMetric],
 ) -> Result<Vec<Observation>, EvalError> {
@@ -180,7 +180,7 @@ pub async fn extract(
         window.sql(),
         Severity::Error
     );
-    for b in ctx.sql(logs.as_str()).await?.collect().await? {
+    for b in ctx.fetch(&logs).await? {
         let (names, counts) = (strings(&b, "service_name")?, floats(&b, "n")?);
         for i in 0..b.num_rows() {
             let o = out

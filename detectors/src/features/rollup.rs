@@ -5,8 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use datafusion::prelude::SessionContext;
-use futures::StreamExt;
+use vigil_store::Session;
 use vigil_store::StoreError;
 use vigil_store::rollup::{Figures, MINUTE_NS, aggregate, rows};
 
@@ -36,16 +35,21 @@ fn shape(e: StoreError) -> EvalError {
 
 /// Adds the rows `sql` answers to `acc`, one batch at a time, through `read`.
 async fn fold(
-    ctx: &SessionContext,
+    ctx: &Session,
     sql: &Sql,
     acc: &mut ByKind,
     read: fn(&arrow::array::RecordBatch, &mut ByKind) -> Result<(), StoreError>,
 ) -> Result<(), EvalError> {
-    let mut stream = ctx.sql(sql.as_str()).await?.execute_stream().await?;
-    while let Some(batch) = stream.next().await {
-        read(&batch?, acc).map_err(shape)?;
-    }
-    Ok(())
+    let mut failed = None;
+    ctx.for_each(sql, |batch| match read(&batch, acc) {
+        Ok(()) => true,
+        Err(e) => {
+            failed = Some(shape(e));
+            false
+        }
+    })
+    .await?;
+    failed.map_or(Ok(()), Err)
 }
 
 fn add(acc: &mut ByKind, service: &str, name: &str, kind: &str, figures: &Figures) {
@@ -71,7 +75,7 @@ fn from_spans(b: &arrow::array::RecordBatch, acc: &mut ByKind) -> Result<(), Sto
 /// One observation per (service, operation) and per service (its entry spans) over
 /// `window`, whose whole minutes are `inner`, into `out`.
 pub async fn span_features(
-    ctx: &SessionContext,
+    ctx: &Session,
     window: Window,
     inner: Window,
     out: &mut BTreeMap<SeriesKey, Observation>,

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use arrow::array::{Array, AsArray, MapArray, RecordBatch};
-use datafusion::prelude::SessionContext;
 use serde::Serialize;
+use vigil_store::Session;
 
 use crate::eval::EvalError;
 use vigil_store::query::{StatusCode, Window, eq, floats, strings, text, to_strings};
@@ -69,7 +69,7 @@ fn each_span(
 /// Values of `service`'s `operation` in `w` over-represented among spans that failed or took
 /// at least `slow_ns`, best first.
 pub async fn over_represented(
-    ctx: &SessionContext,
+    ctx: &Session,
     w: Window,
     service: &str,
     operation: &str,
@@ -87,7 +87,7 @@ pub async fn over_represented(
     let mut counts: HashMap<(String, String), (usize, usize, String)> = HashMap::new();
     let (mut bad_total, mut good_total) = (0usize, 0usize);
     let mut distinct: BTreeMap<String, usize> = BTreeMap::new();
-    for b in ctx.sql(sql.as_str()).await?.collect().await? {
+    for b in ctx.fetch(&sql).await? {
         let (status, duration, traces) = (
             strings(&b, "status_code")?,
             floats(&b, "duration_ns")?,

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use datafusion::prelude::SessionContext;
+use vigil_store::Session;
 
 use crate::eval::EvalError;
 use crate::eval::metrics::{NAME_LABEL, increase, series};
@@ -27,13 +27,13 @@ pub type Levels = BTreeMap<(String, String), Level>;
 /// Every series' level in `w`: a counter's rises (resets and series that started in the
 /// window handled as the rule engine does) summed over its series, per second; a gauge's
 /// mean of its series' means, with their mean spread.
-pub async fn levels(ctx: &SessionContext, w: Window) -> Result<Levels, EvalError> {
+pub async fn levels(ctx: &Session, w: Window) -> Result<Levels, EvalError> {
     let counters_sql = sql!(
         "SELECT DISTINCT service_name, metric_name FROM metrics WHERE {} AND is_monotonic",
         w.sql()
     );
     let mut counters = BTreeSet::new();
-    for b in ctx.sql(counters_sql.as_str()).await?.collect().await? {
+    for b in ctx.fetch(&counters_sql).await? {
         let (service, metric) = (strings(&b, "service_name")?, strings(&b, "metric_name")?);
         for i in 0..b.num_rows() {
             counters.insert((text(&service, i).to_string(), text(&metric, i).to_string()));
@@ -44,7 +44,7 @@ pub async fn levels(ctx: &SessionContext, w: Window) -> Result<Levels, EvalError
          bucket_counts, explicit_bounds FROM metrics WHERE {} AND value IS NOT NULL",
         w.sql()
     );
-    let batches = ctx.sql(points_sql.as_str()).await?.collect().await?;
+    let batches = ctx.fetch(&points_sql).await?;
     // (service, metric) → each series' level and spread.
     let mut by_metric: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
     for s in series(&batches)? {

@@ -14,8 +14,8 @@ pub mod patterns;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use datafusion::prelude::SessionContext;
 use serde::Serialize;
+use vigil_store::Session;
 
 use crate::eval::group::CONSUMER_LAG_METRIC;
 use arrow::array::Array;
@@ -193,7 +193,7 @@ fn score(
 
 /// Compares the windows; `service`, when given, limits suspects to it and what it depends on.
 pub async fn analyse(
-    ctx: &SessionContext,
+    ctx: &Session,
     w: RcaWindows,
     service: Option<&str>,
 ) -> Result<Report, EvalError> {
@@ -316,13 +316,13 @@ pub async fn analyse(
 
 /// `w` from its first span on: rates over a baseline that began before the telemetry did
 /// would look low.
-async fn observed(ctx: &SessionContext, w: Window) -> Result<Window, EvalError> {
+async fn observed(ctx: &Session, w: Window) -> Result<Window, EvalError> {
     let sql = sql!(
         "SELECT CAST(min(time) AS BIGINT) AS first FROM spans WHERE {}",
         w.sql()
     );
     let mut start = w.start;
-    for b in ctx.sql(sql.as_str()).await?.collect().await? {
+    for b in ctx.fetch(&sql).await? {
         let first = floats(&b, "first")?;
         if b.num_rows() > 0 && !first.is_null(0) {
             start = start.max(first.value(0) as i64);
@@ -333,7 +333,7 @@ async fn observed(ctx: &SessionContext, w: Window) -> Result<Window, EvalError> 
 
 /// `service` and every service it calls or sends messages to, directly or not, in either window.
 async fn downstream(
-    ctx: &SessionContext,
+    ctx: &Session,
     w: RcaWindows,
     service: &str,
 ) -> Result<BTreeSet<String>, EvalError> {
@@ -358,7 +358,7 @@ async fn downstream(
 /// Patterns at least three times as frequent as in the baseline (or new, of a service that
 /// logged in the baseline), busiest first.
 async fn log_surges(
-    ctx: &SessionContext,
+    ctx: &Session,
     w: RcaWindows,
     in_scope: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Vec<LogSurge>, EvalError> {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use arrow::array::Array;
-use datafusion::prelude::SessionContext;
+use vigil_store::Session;
 
 use crate::eval::EvalError;
 use vigil_store::query::{SpanKind, Sql, StatusCode, Window, floats, strings, text};
@@ -66,9 +66,9 @@ pub fn operations_sql(w: Window) -> Sql {
 }
 
 /// Every operation's figures in `w`.
-pub async fn operations(ctx: &SessionContext, w: Window) -> Result<Operations, EvalError> {
+pub async fn operations(ctx: &Session, w: Window) -> Result<Operations, EvalError> {
     let mut out = Operations::new();
-    for b in ctx.sql(operations_sql(w).as_str()).await?.collect().await? {
+    for b in ctx.fetch(&operations_sql(w)).await? {
         let (service, name) = (strings(&b, "service_name")?, strings(&b, "span_name")?);
         let (calls, errors) = (floats(&b, "calls")?, floats(&b, "own_errors")?);
         let (p50, p95) = (floats(&b, "self_p50")?, floats(&b, "self_p95")?);

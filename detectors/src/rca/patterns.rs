@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use datafusion::prelude::SessionContext;
 use serde::Serialize;
+use vigil_store::Session;
 
 use crate::eval::EvalError;
 use vigil_store::query::{Sql, Window, floats, strings, text};
@@ -36,9 +36,9 @@ pub fn patterns_sql(w: Window) -> Sql {
 }
 
 /// Every pattern's count in `w`.
-pub async fn patterns(ctx: &SessionContext, w: Window) -> Result<Patterns, EvalError> {
+pub async fn patterns(ctx: &Session, w: Window) -> Result<Patterns, EvalError> {
     let mut out = Patterns::new();
-    for b in ctx.sql(patterns_sql(w).as_str()).await?.collect().await? {
+    for b in ctx.fetch(&patterns_sql(w)).await? {
         let (service, pattern) = (strings(&b, "service_name")?, strings(&b, "pattern")?);
         let (n, sample, trace) = (
             floats(&b, "n")?,

@@ -336,7 +336,7 @@ fn rule(yaml: &str) -> Rule {
 
 async fn eval(store: &Store, yaml: &str) -> Vec<Sample> {
     let r = rule(yaml);
-    let ctx = store.session().unwrap();
+    let ctx = crate::spans::session(store);
     let window = Window::ending(now(), std::time::Duration::from_secs(300));
     let keys = vec!["messaging.destination.name".to_string()];
     let spans = Some(
@@ -464,7 +464,7 @@ async fn counter_increase_and_rate_handle_resets_and_new_series() {
 #[tokio::test]
 async fn rca_levels_read_each_series_as_the_rules_do() {
     let (_dir, s) = store().await;
-    let ctx = s.session().unwrap();
+    let ctx = crate::spans::session(&s);
     let window = Window::ending(now(), std::time::Duration::from_secs(300));
     let levels = levels(&ctx, window).await.unwrap();
     let level = |metric: &str| levels[&("payment".to_string(), metric.to_string())];
@@ -551,7 +551,7 @@ groups:
 "#;
     let group = parse("t.yaml", text).unwrap().groups.remove(0);
     let mut g = GroupState::new("t.yaml".into(), group);
-    let changes = g.evaluate(&s.session().unwrap(), now()).await;
+    let changes = g.evaluate(&crate::spans::session(&s), now()).await;
     // for: 0 → firing at once, one series per operation.
     let slow: Vec<_> = changes
         .iter()
@@ -584,14 +584,12 @@ groups:
     // History rows go to the alerts table.
     let batch = vigil_store::alert::history::history_batch(&changes).unwrap();
     s.append(Signal::Alerts, batch).await.unwrap();
-    let ctx = s.session().unwrap();
+    let ctx = crate::spans::session(&s);
     let rows = ctx
-        .sql("SELECT alertname, state FROM alerts")
+        .query("SELECT alertname, state FROM alerts", 100)
         .await
         .unwrap()
-        .collect()
-        .await
-        .unwrap();
+        .batches;
     assert_eq!(rows.iter().map(RecordBatch::num_rows).sum::<usize>(), 5);
 }
 
@@ -647,7 +645,7 @@ async fn anomaly_rules_take_each_series_highest_score_in_the_window() {
     let text = "groups:\n  - name: g\n    rules:\n      - alert: Odd\n        kind: anomaly\n        service: payment\n        min_score: 0.9\n        annotations:\n          runbook: \"look at {{ $labels.service }}\"\n";
     let group = parse("t.yaml", text).unwrap().groups.remove(0);
     let mut g = GroupState::new("t.yaml".into(), group);
-    let changes = g.evaluate(&s.session().unwrap(), now()).await;
+    let changes = g.evaluate(&crate::spans::session(&s), now()).await;
     assert_eq!(changes.len(), 1, "{changes:?}");
     let a = &changes[0];
     assert_eq!(a.state, vigil_store::alert::AlertState::Firing);
@@ -677,7 +675,7 @@ async fn watched_metrics_are_series_of_their_own() {
         group_by: vec!["messaging.destination.name".into()],
     };
     let window = Window::ending(now(), std::time::Duration::from_secs(300));
-    let found = extract(&s.session().unwrap(), window, &[watched])
+    let found = extract(&crate::spans::session(&s), window, &[watched])
         .await
         .unwrap();
     let metric: Vec<_> = found
@@ -712,7 +710,7 @@ async fn watched_metrics_are_series_of_their_own() {
 async fn each_partition_of_a_consumer_is_a_member_of_its_group() {
     let (_dir, s) = store().await;
     let window = Window::ending(now(), std::time::Duration::from_secs(300));
-    let found = extract_partitions(&s.session().unwrap(), window)
+    let found = extract_partitions(&crate::spans::session(&s), window)
         .await
         .unwrap();
     let payment = SeriesKey {

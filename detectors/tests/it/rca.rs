@@ -132,7 +132,7 @@ fn windows() -> RcaWindows {
 /// The unscoped report for `change`, and the store it ran on.
 async fn report(change: Change) -> (tempfile::TempDir, Store, Report) {
     let (dir, store) = store(change).await;
-    let ctx = store.session().unwrap();
+    let ctx = crate::spans::session(&store);
     let report = analyse(&ctx, windows(), None).await.unwrap();
     (dir, store, report)
 }
@@ -144,7 +144,7 @@ async fn a_slow_leaf_is_blamed_not_its_callers_and_its_host_stands_out() {
         ..Change::default()
     })
     .await;
-    let ctx = store.session().unwrap();
+    let ctx = crate::spans::session(&store);
     let first = &report.suspects[0];
     assert_eq!(
         (first.service.as_str(), first.operation.as_str()),

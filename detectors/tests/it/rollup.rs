@@ -47,7 +47,7 @@ async fn long_windows_read_the_rollup_and_agree_with_the_spans() {
         start: t0 + 30 * SECOND,
         end: t0 + 560 * SECOND,
     };
-    let found = extract(&store.session().unwrap(), window, &[])
+    let found = extract(&crate::spans::session(&store), window, &[])
         .await
         .unwrap();
     let inside: Vec<&SpanRow> = rows

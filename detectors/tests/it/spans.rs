@@ -2,7 +2,7 @@
 
 use tempfile::TempDir;
 use vigil_store::rows::{SpanRow, spans_batch};
-use vigil_store::{Signal, Store, StoreConfig};
+use vigil_store::{ReadLimits, Reader, Session, Signal, Store, StoreConfig};
 
 /// A new store holding `rows`; it lives as long as the directory.
 pub async fn store_with(rows: &[SpanRow]) -> (TempDir, Store) {
@@ -17,4 +17,11 @@ pub async fn store_with(rows: &[SpanRow]) -> (TempDir, Store) {
         .await
         .unwrap();
     (dir, store)
+}
+
+/// A session over `store` as the rule engine and the anomaly detector read it.
+pub fn session(store: &Store) -> Session {
+    store
+        .session(Reader::Internal, ReadLimits::INTERNAL)
+        .unwrap()
 }

@@ -32,7 +32,7 @@ async fn saga_edges_include_messaging_hops_across_new_traces() {
     let expected: Vec<ExpectedEdge> =
         serde_json::from_str(include_str!("../fixtures/saga_edges.expected.json")).unwrap();
     let (_dir, store) = store_with(&rows).await;
-    let ctx = store.session().unwrap();
+    let ctx = crate::spans::session(&store);
     let window = Window {
         start: T0 - 60_000_000_000,
         end: T0 + 60_000_000_000,

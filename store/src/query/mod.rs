@@ -1,9 +1,10 @@
 //! The read-side toolkit every crate over the store uses: time windows, SQL text built only
-//! from static text and escaped values (`sql!`), typed column readers, and the spellings of
-//! stored enumerated values.
+//! from static text and escaped values (`sql!`), what a statement must be to run, typed column
+//! readers, and the spellings of stored enumerated values.
 
 pub mod columns;
 pub mod sql;
+pub mod statement;
 pub mod time;
 pub mod values;
 pub mod window;
