@@ -106,7 +106,8 @@ fn lower_priority() {
 struct ReadRuntime(Option<tokio::runtime::Runtime>);
 
 impl ReadRuntime {
-    fn start() -> anyhow::Result<ReadRuntime> {
+    /// Starts the reading runtime; the handle spawns onto it.
+    fn start() -> anyhow::Result<(ReadRuntime, tokio::runtime::Handle)> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(READ_THREADS)
             .thread_name("vigil-read")
@@ -115,14 +116,8 @@ impl ReadRuntime {
             .enable_all()
             .build()
             .context("starting the query runtime")?;
-        Ok(ReadRuntime(Some(runtime)))
-    }
-
-    fn handle(&self) -> anyhow::Result<&tokio::runtime::Handle> {
-        self.0
-            .as_ref()
-            .map(tokio::runtime::Runtime::handle)
-            .context("the query runtime has stopped")
+        let handle = runtime.handle().clone();
+        Ok((ReadRuntime(Some(runtime)), handle))
     }
 }
 
@@ -160,8 +155,7 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
 
     let shutdown = Arc::new(Notify::new());
     let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
-    let read_runtime = ReadRuntime::start()?;
-    let reads = read_runtime.handle()?.clone();
+    let (read_runtime, reads) = ReadRuntime::start()?;
     let (notifier, routing_reload) = crate::notify::start(
         &config.alerting,
         &config.store.data_dir,

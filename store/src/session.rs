@@ -9,7 +9,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::DataFusionError;
-use datafusion::execution::context::SessionContext;
+use datafusion::execution::context::{SQLOptions, SessionContext};
 use datafusion::physical_plan::coop::CooperativeExec;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use futures::StreamExt;
@@ -221,9 +221,7 @@ impl Session {
             .statement_to_plan(statement)
             .await
             .map_err(|e| self.failed(e))?;
-        Store::read_only()
-            .verify_plan(&plan)
-            .map_err(|e| self.failed(e))?;
+        read_only().verify_plan(&plan).map_err(|e| self.failed(e))?;
         let plan = state
             .create_physical_plan(&plan)
             .await
@@ -248,6 +246,15 @@ impl Session {
         self.budget.refused(self.reader, e.refusal());
         e
     }
+}
+
+/// What a plan may do: DDL, DML and other statements (`SET`, transactions…) are refused, so
+/// a query can only read, whatever the statement check let through.
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
 }
 
 /// `plan` with every operator's output counted against the task's Tokio budget, so a query

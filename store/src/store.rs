@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
-use datafusion::execution::context::{SQLOptions, SessionContext};
+use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 use tokio::sync::{Notify, oneshot};
 
@@ -334,15 +334,6 @@ impl Store {
             Arc::new(rollup::RollupTable::new(self.inner.catalog.clone())),
         )?;
         Ok(ctx)
-    }
-
-    /// The options every query of users' SQL runs with: DDL, DML and other statements
-    /// (`SET`, transactions…) are refused, so a query can only read.
-    pub fn read_only() -> SQLOptions {
-        SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false)
     }
 
     /// Stops the WAL writer after it has handled everything already sent. Later appends fail.
