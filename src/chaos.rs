@@ -48,6 +48,26 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
             base,
             Some(spec(target, FaultKind::CpuBurn { ms })),
         ),
+        ChaosWhat::Exception { target, rate } => (
+            Method::POST,
+            base,
+            Some(spec(target, FaultKind::Exception { rate })),
+        ),
+        ChaosWhat::WrongResult { target, rate } => (
+            Method::POST,
+            base,
+            Some(spec(target, FaultKind::WrongResult { rate })),
+        ),
+        ChaosWhat::NetworkDelay { target, ms } => (
+            Method::POST,
+            base,
+            Some(spec(target, FaultKind::NetworkDelay { ms })),
+        ),
+        ChaosWhat::CpuContention { target, share } => (
+            Method::POST,
+            base,
+            Some(spec(target, FaultKind::CpuContention { share })),
+        ),
     };
     let body = body.map(|b| serde_json::to_value(&b)).transpose()?;
     let answer = crate::api_client::call(method, &url, body, "the services' admin API").await?;

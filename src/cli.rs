@@ -172,6 +172,10 @@ pub struct DemoArgs {
     /// How often the services export their metrics.
     #[arg(long, default_value = "10s")]
     pub metric_interval: HumanDuration,
+    /// Sparse instrumentation, as on many real systems: the services' spans carry no status
+    /// codes and no attributes, so faults show only in their logs, metrics and timings.
+    #[arg(long, env = "VIGIL_SPARSE_INSTRUMENTATION")]
+    pub sparse: bool,
     /// Run only the sample services, gateway, load and faults, exporting to this OTLP/gRPC
     /// endpoint (a `vigil serve` elsewhere, or any OpenTelemetry collector) instead of
     /// starting Vigil in this process; Vigil's own settings are then unused.
@@ -304,6 +308,38 @@ pub enum ChaosWhat {
         /// Milliseconds of CPU burnt per call.
         #[arg(long)]
         ms: u64,
+    },
+    /// Make a share of calls hit an exception that is logged and recovered from.
+    Exception {
+        #[command(flatten)]
+        target: FaultTarget,
+        /// Share of calls that throw, in (0, 1].
+        #[arg(long, default_value_t = 0.3)]
+        rate: f64,
+    },
+    /// Make a share of the service's published events carry a wrong amount, without error.
+    WrongResult {
+        #[command(flatten)]
+        target: FaultTarget,
+        /// Share of events that are wrong, in (0, 1].
+        #[arg(long, default_value_t = 0.3)]
+        rate: f64,
+    },
+    /// Delay the service's inbound network: messages and calls reach its handlers later.
+    NetworkDelay {
+        #[command(flatten)]
+        target: FaultTarget,
+        /// Milliseconds added on the way in.
+        #[arg(long)]
+        ms: u64,
+    },
+    /// Run a noisy neighbour on the service's core.
+    CpuContention {
+        #[command(flatten)]
+        target: FaultTarget,
+        /// Share of the core the neighbour takes, in (0, 0.95].
+        #[arg(long, default_value_t = 0.6)]
+        share: f64,
     },
 }
 

@@ -84,6 +84,9 @@ pub struct AlertingSection {
     /// Certificate authorities (a PEM file) trusted for HTTPS receivers in addition to the
     /// system's, for receivers behind an internal CA.
     pub ca_file: Option<PathBuf>,
+    /// Longest a firing alert waits for its root-cause analysis (top suspects, report and
+    /// trace links, added to its annotations) before it is sent without it.
+    pub rca_timeout: HumanDuration,
 }
 
 impl Default for AlertingSection {
@@ -94,6 +97,7 @@ impl Default for AlertingSection {
             timeout: HumanDuration(std::time::Duration::from_secs(10)),
             max_backoff: HumanDuration(std::time::Duration::from_secs(60)),
             ca_file: None,
+            rca_timeout: HumanDuration(std::time::Duration::from_secs(3)),
         }
     }
 }

@@ -162,6 +162,7 @@ async fn services<B: Bus>(
     let export = Export {
         endpoint: Some(target.endpoint.clone()),
         metric_interval: args.metric_interval.0,
+        sparse: args.sparse,
     };
     let mut saga = Saga::start(&bus, RetryPolicy::default(), load::stock(), &export)
         .await

@@ -25,8 +25,8 @@ pub fn load(path: &Path) -> anyhow::Result<AlertingConfig> {
     )?)
 }
 
-/// Starts the notification service (its files under `data_dir/notifications`), with the
-/// reload of its routing file when there is one.
+/// Starts the notification service (its files under `data_dir/notifications`, linking to
+/// Vigil at `external_url`), with the reload of its routing file when there is one.
 pub fn start(
     section: &AlertingSection,
     data_dir: &Path,
@@ -42,7 +42,7 @@ pub fn start(
         config,
         ServiceOptions {
             dir: data_dir.join("notifications"),
-            external_url: section.external_url.clone().unwrap_or(external_url),
+            external_url,
             timeout: section.timeout.0,
             ca_file: section.ca_file.clone(),
             backoff: Backoff {

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tracing_subscriber::EnvFilter;
 use vigil_collector::Ingest;
 use vigil_dashboards::{ApiState, MetricsSource};
+use vigil_detectors::alert_rca::{AttachOptions, attaching};
 use vigil_detectors::anomaly::runner::Detector;
 use vigil_detectors::eval::{AlertSink, Engine, RuleSource};
 use vigil_store::Store;
@@ -156,10 +157,15 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
     let shutdown = Arc::new(Notify::new());
     let mut tasks: Vec<JoinHandle<anyhow::Result<()>>> = Vec::new();
     let (read_runtime, reads) = ReadRuntime::start()?;
+    let external_url = config
+        .alerting
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{api_addr}"));
     let (notifier, routing_reload) = crate::notify::start(
         &config.alerting,
         &config.store.data_dir,
-        format!("http://{api_addr}"),
+        external_url.clone(),
     )?;
     let mut reloads: Vec<Reload> = routing_reload.into_iter().collect();
     let engine = if rules.is_empty() {
@@ -167,9 +173,17 @@ pub async fn start(config: &VigilConfig, rules: RuleSource) -> anyhow::Result<Ru
     } else {
         let to_notifier = notifier.clone();
         let sink: AlertSink = Arc::new(move |alerts| to_notifier.submit(alerts));
-        // The engine spawns its task on the runtime it is started in.
+        // The engine and the analyses spawn their tasks on the runtime they are started in.
         let (engine, task) = {
             let _reads = reads.enter();
+            let sink = attaching(
+                store.clone(),
+                sink,
+                AttachOptions {
+                    budget: config.alerting.rca_timeout.0,
+                    external_url,
+                },
+            );
             Engine::start(store.clone(), rules, shutdown.clone(), Some(sink))
                 .context("loading the rule files")?
         };

@@ -13,6 +13,7 @@ use vigil_alerting::payload::{
     PagerDutyOptions, Severity, SlackOptions, pagerduty, slack, webhook,
 };
 use vigil_alerting::{Alert, AlertState, Fingerprint, Labels, Notification};
+use vigil_store::alert::{RCA_REPORT_URL, RCA_SUSPECTS, RCA_TRACE_URL};
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -61,6 +62,19 @@ fn firing() -> Notification {
                 "POST /pay on payment has been slower than 500 ms at p95 for 5 minutes.",
             ),
             ("runbook_url", "https://runbooks.example.com/payment-slow"),
+            (
+                RCA_SUSPECTS,
+                "1. payment `POST /pay` — latency (score 3.9): self time p50 4.0 ms → 180.0 ms\n\
+                 2. card-processor — network (score 1.2): wait on the way in from payment: p50 1.0 ms → 4.0 ms",
+            ),
+            (
+                RCA_REPORT_URL,
+                "https://vigil.example.com/api/v1/alerts/8c1f0e2a9b7d6c54/rca",
+            ),
+            (
+                RCA_TRACE_URL,
+                "https://vigil.example.com/api/v1/traces/4bf92f3577b34da6a3ce929d0e0e4736",
+            ),
         ],
         "2026-11-28T00:00:00Z",
         0.812,

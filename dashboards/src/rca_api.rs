@@ -9,7 +9,6 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vigil_detectors::rca::{RcaWindows, analyse};
-use vigil_store::query::{Window, nanos};
 use vigil_store::{ReadLimits, Reader};
 
 use crate::error::ApiError;
@@ -19,9 +18,6 @@ use crate::window::window;
 
 /// How much of what went before the anomaly window is the baseline, unless told.
 const BASELINE: Duration = Duration::hours(1);
-/// How far before an alert became active its window starts: the change precedes the alert
-/// by the detection window, and the baseline must not already hold it.
-const ALERT_LEAD: Duration = Duration::seconds(30);
 
 /// Parameters of `GET /api/v1/rca`.
 #[derive(Debug, Default, Deserialize)]
@@ -33,7 +29,8 @@ pub struct RcaQuery {
     pub start: Option<DateTime<Utc>>,
     /// Anomaly window end; default now.
     pub end: Option<DateTime<Utc>>,
-    /// Baseline start; default one hour before `baseline_end`.
+    /// Baseline start; default one hour before `baseline_end`. The baseline may lie before
+    /// or after the anomaly window (a known-good period), but not overlap it.
     pub baseline_start: Option<DateTime<Utc>>,
     /// Baseline end; default the anomaly window's start.
     pub baseline_end: Option<DateTime<Utc>>,
@@ -79,21 +76,22 @@ pub async fn handle(
         .baseline_end
         .unwrap_or_else(|| DateTime::from_timestamp_nanos(w.start));
     let baseline = window(q.baseline_start, Some(baseline_end), BASELINE)?;
-    if baseline.end > w.start {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "the baseline must end before the anomaly window starts",
-        ));
-    }
     let windows = RcaWindows {
         window: w,
         baseline,
     };
+    if windows.overlap() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the baseline must not overlap the anomaly window: end it before the window starts or start it after the window ends",
+        ));
+    }
     Ok(Json(report(&state, windows, q.service.as_deref()).await?))
 }
 
 /// `GET /api/v1/alerts/{fingerprint}/rca`: the alert's active span (from a little before it
-/// became active until it resolved, or now) against the hour before, scoped to its `service`.
+/// became active until it resolved, or now) against the quarter of an hour before, scoped to
+/// its `service`: the report its pages link to.
 pub async fn for_alert(
     State(state): State<ApiState>,
     Path(fingerprint): Path<String>,
@@ -108,21 +106,7 @@ pub async fn for_alert(
                 format!("no current alert with fingerprint {fingerprint:?}"),
             )
         })?;
-    let start = alert.active_at - ALERT_LEAD;
-    let end = alert
-        .resolved_at
-        .unwrap_or_else(Utc::now)
-        .max(start + Duration::minutes(1));
-    let windows = RcaWindows {
-        window: Window {
-            start: nanos(start),
-            end: nanos(end),
-        },
-        baseline: Window {
-            start: nanos(start - BASELINE),
-            end: nanos(start),
-        },
-    };
+    let windows = RcaWindows::around(&alert, Utc::now());
     let service = alert.labels.get("service").map(String::as_str);
     let mut out = report(&state, windows, service).await?;
     out["alert"] = json!(alert);

@@ -1,16 +1,27 @@
 //! Fault injection: the faults that can be switched on at runtime (latency, errors, consumer
-//! stall, duplicate delivery, dependency outage, CPU burn), where each takes effect, and the
-//! `chaos.*` log records that mark each fault's start and stop as ground truth.
+//! stall, duplicate delivery, dependency outage, CPU burn, and the kinds spans do not show:
+//! a recovered exception, a wrong result, inbound network delay, CPU contention), where each
+//! takes effect, and the `chaos.*` log records that mark each fault's start and stop as
+//! ground truth.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use opentelemetry::Context;
+use opentelemetry::baggage::BaggageExt as _;
 use opentelemetry::logs::Severity;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
 
+use crate::bus::CORRELATION_ID;
+use crate::cpu::Core;
+use crate::instruments::ProcessInstruments;
 use crate::telemetry::Telemetry;
+
+/// CPU each handler call needs of its service's core (decoding, business logic).
+const HANDLER_WORK: Duration = Duration::from_micros(50);
+/// How long a noisy neighbour holds the core at a time.
+const NEIGHBOUR_SLICE: Duration = Duration::from_millis(20);
 
 /// What a fault does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +53,32 @@ pub enum FaultKind {
         /// CPU time burnt per call.
         ms: u64,
     },
+    /// A fraction `rate` of matching handler calls hit an exception, log it at ERROR with
+    /// `exception.*` attributes and a stack trace, and recover with a fallback: the call
+    /// succeeds and its span ends OK.
+    Exception {
+        /// Share of calls that throw.
+        rate: f64,
+    },
+    /// A fraction `rate` of the events the service publishes carry a wrong value (an amount
+    /// its items do not add up to), with no error; the consumers notice and log it.
+    WrongResult {
+        /// Share of events that are wrong.
+        rate: f64,
+    },
+    /// Every message delivered to the service and every call it serves spends `ms`
+    /// milliseconds more in the network before its handler starts: its callers' CLIENT spans
+    /// and the delivery lag to it grow; its own SERVER and CONSUMER spans do not.
+    NetworkDelay {
+        /// Added one-way delay.
+        ms: u64,
+    },
+    /// A noisy neighbour in the service's process holds its core `share` of the time: every
+    /// handler of the service waits a little for the CPU, and its process CPU rises.
+    CpuContention {
+        /// Share of the core the neighbour takes, (0, 0.95].
+        share: f64,
+    },
 }
 
 impl FaultKind {
@@ -54,12 +91,30 @@ impl FaultKind {
             FaultKind::Duplicate { .. } => "duplicate",
             FaultKind::Outage {} => "outage",
             FaultKind::CpuBurn { .. } => "cpu_burn",
+            FaultKind::Exception { .. } => "exception",
+            FaultKind::WrongResult { .. } => "wrong_result",
+            FaultKind::NetworkDelay { .. } => "network_delay",
+            FaultKind::CpuContention { .. } => "cpu_contention",
         }
+    }
+
+    /// Whether the kind acts on handler calls (and so can be limited to a partition).
+    fn on_handlers(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::Latency { .. }
+                | FaultKind::Errors { .. }
+                | FaultKind::CpuBurn { .. }
+                | FaultKind::Exception { .. }
+        )
     }
 
     fn check(&self) -> Result<(), ChaosError> {
         match self {
-            FaultKind::Errors { rate } | FaultKind::Duplicate { rate }
+            FaultKind::Errors { rate }
+            | FaultKind::Duplicate { rate }
+            | FaultKind::Exception { rate }
+            | FaultKind::WrongResult { rate }
                 if !(*rate > 0.0 && *rate <= 1.0) =>
             {
                 Err(ChaosError::Invalid(format!(
@@ -67,7 +122,16 @@ impl FaultKind {
                     self.name()
                 )))
             }
-            FaultKind::Latency { ms } | FaultKind::CpuBurn { ms } if *ms == 0 || *ms > 60_000 => {
+            FaultKind::CpuContention { share } if !(*share > 0.0 && *share <= 0.95) => {
+                Err(ChaosError::Invalid(format!(
+                    "cpu_contention share must be in (0, 0.95], got {share}"
+                )))
+            }
+            FaultKind::Latency { ms }
+            | FaultKind::CpuBurn { ms }
+            | FaultKind::NetworkDelay { ms }
+                if *ms == 0 || *ms > 60_000 =>
+            {
                 Err(ChaosError::Invalid(format!(
                     "{} ms must be 1–60000, got {ms}",
                     self.name()
@@ -148,44 +212,8 @@ pub struct Effects {
     pub cpu: Duration,
     /// Fail, with this message.
     pub error: Option<String>,
-}
-
-impl Effects {
-    /// Burns the CPU on `core` (waiting for it while another call of the service holds it),
-    /// applies the delay, then fails if a fault says so.
-    async fn apply(self, core: Arc<Semaphore>) -> Result<(), String> {
-        if !self.cpu.is_zero() {
-            // Closed never: the semaphore is the service's own. Holding the permit until the
-            // burn ends keeps one burn per core even if this call is cancelled.
-            if let Ok(permit) = core.acquire_owned().await {
-                let cpu = self.cpu;
-                // A burn that panicked has nothing to report.
-                let _ = tokio::task::spawn_blocking(move || {
-                    burn(cpu);
-                    drop(permit);
-                })
-                .await;
-            }
-        }
-        if !self.latency.is_zero() {
-            tokio::time::sleep(self.latency).await;
-        }
-        match self.error {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-}
-
-/// Spins the current thread for `how_long`, as a CPU-bound handler would.
-fn burn(how_long: Duration) {
-    let start = Instant::now();
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    while start.elapsed() < how_long {
-        for _ in 0..1_000 {
-            x = std::hint::black_box(x.rotate_left(7) ^ x.wrapping_mul(31));
-        }
-    }
+    /// Hit an exception and recover from it.
+    pub exception: bool,
 }
 
 #[derive(Debug)]
@@ -205,21 +233,25 @@ struct Faults {
 pub struct Chaos {
     faults: Mutex<Faults>,
     services: BTreeMap<&'static str, Arc<Telemetry>>,
-    /// Each service's CPU core: its CPU-bound work runs one call at a time, off the async
+    /// Each service's CPU core: its CPU-bound work runs one piece at a time, off the async
     /// workers, as in a service limited to one core.
-    cores: BTreeMap<&'static str, Arc<Semaphore>>,
+    cores: BTreeMap<&'static str, Arc<Core>>,
+    /// Each service's process CPU metrics, observed from its core.
+    _process: Vec<ProcessInstruments>,
 }
 
 impl Chaos {
     /// Fault injection over the services whose telemetry is given.
     pub fn new(services: impl IntoIterator<Item = Arc<Telemetry>>) -> Arc<Chaos> {
         let services: BTreeMap<_, _> = services.into_iter().map(|t| (t.service, t)).collect();
+        let cores: BTreeMap<_, _> = services.keys().map(|s| (*s, Core::new())).collect();
         Arc::new(Chaos {
             faults: Mutex::new(Faults::default()),
-            cores: services
-                .keys()
-                .map(|s| (*s, Arc::new(Semaphore::new(1))))
+            _process: services
+                .iter()
+                .filter_map(|(s, t)| Some(ProcessInstruments::observe(t.meter(), cores.get(s)?)))
                 .collect(),
+            cores,
             services,
         })
     }
@@ -231,14 +263,20 @@ impl Chaos {
     /// Starts a fault and records it; it stops after its duration, if it has one.
     pub fn start(self: &Arc<Self>, spec: FaultSpec) -> Result<Fault, ChaosError> {
         spec.kind.check()?;
-        if spec.partition.is_some()
-            && !matches!(
+        if spec.partition.is_some() && !spec.kind.on_handlers() {
+            return Err(ChaosError::Invalid(format!(
+                "a {} fault cannot be limited to a partition (latency, errors, cpu_burn and exception can)",
+                spec.kind.name()
+            )));
+        }
+        if spec.operation.is_some()
+            && matches!(
                 spec.kind,
-                FaultKind::Latency { .. } | FaultKind::Errors { .. } | FaultKind::CpuBurn { .. }
+                FaultKind::WrongResult { .. } | FaultKind::CpuContention { .. }
             )
         {
             return Err(ChaosError::Invalid(format!(
-                "a {} fault cannot be limited to a partition (latency, errors and cpu_burn can)",
+                "a {} fault acts on the whole service; leave out the operation",
                 spec.kind.name()
             )));
         }
@@ -265,6 +303,19 @@ impl Chaos {
             fault
         };
         record(telemetry, &fault, "start");
+        if let (FaultKind::CpuContention { share }, Some(core)) = (
+            &fault.spec.kind,
+            self.cores.get(fault.spec.service.as_str()),
+        ) {
+            let (chaos, id, core) = (Arc::clone(self), fault.id, core.clone());
+            let rest = NEIGHBOUR_SLICE.mul_f64((1.0 - share) / share);
+            tokio::spawn(async move {
+                while chaos.running(id) {
+                    core.run(NEIGHBOUR_SLICE).await;
+                    tokio::time::sleep(rest).await;
+                }
+            });
+        }
         if let Some(d) = duration {
             let (chaos, id) = (Arc::clone(self), fault.id);
             tokio::spawn(async move {
@@ -304,6 +355,15 @@ impl Chaos {
             .collect()
     }
 
+    /// Whether fault `id` is still on.
+    fn running(&self, id: u64) -> bool {
+        let now = Instant::now();
+        self.lock()
+            .running
+            .get(&id)
+            .is_some_and(|r| r.until.is_none_or(|u| now < u))
+    }
+
     fn active<T>(&self, service: &str, mut f: impl FnMut(&FaultSpec) -> Option<T>) -> Vec<T> {
         let now = Instant::now();
         let faults = self.lock();
@@ -320,10 +380,7 @@ impl Chaos {
         let hits = |op: &Option<String>, name: &str| op.as_deref().is_none_or(|o| o == name);
         let mut effects = Effects::default();
         for kind in self.active(service, |spec| {
-            let handler_kind = matches!(
-                spec.kind,
-                FaultKind::Latency { .. } | FaultKind::Errors { .. } | FaultKind::CpuBurn { .. }
-            );
+            let handler_kind = spec.kind.on_handlers();
             let applies = match (&spec.kind, point) {
                 (FaultKind::Outage {}, Point::Dependency(d)) => hits(&spec.operation, d),
                 (_, Point::Handler(h)) if handler_kind => {
@@ -348,6 +405,9 @@ impl Chaos {
                 FaultKind::Errors { rate } if fastrand::f64() < rate => {
                     effects.error = Some("injected error".into());
                 }
+                FaultKind::Exception { rate } if fastrand::f64() < rate => {
+                    effects.exception = true;
+                }
                 FaultKind::Outage {} => {
                     if let Point::Dependency(d) = point {
                         effects.error = Some(format!("{d} unavailable: connection refused"));
@@ -359,16 +419,59 @@ impl Chaos {
         effects
     }
 
-    /// Applies the faults on `service` at `point` to one call there. CPU burns run on the
-    /// service's own core, so a CPU-bound service slows itself (its calls queue for the core)
-    /// and not every service sharing the process's async workers.
+    /// Runs one call at `point` of `service`: a handler's own CPU work and any injected
+    /// burn on the service's core (so a CPU-bound service slows itself, its calls queueing
+    /// for the core, and not every service sharing the process's async workers), then the
+    /// injected delay; an injected exception is logged and recovered from, an injected
+    /// error returned.
     pub async fn apply(&self, service: &str, point: Point<'_>) -> Result<(), String> {
         let effects = self.effects(service, point);
-        match self.cores.get(service) {
-            Some(core) => effects.apply(core.clone()).await,
-            // Not a service of this set: nothing can be injected into it.
+        // Not a service of this set: nothing can be injected into it.
+        let (Some(core), Some(telemetry)) = (self.cores.get(service), self.services.get(service))
+        else {
+            return Ok(());
+        };
+        let own = match point {
+            Point::Handler(_) | Point::Delivery(..) => HANDLER_WORK,
+            Point::Dependency(_) => Duration::ZERO,
+        };
+        core.run(own + effects.cpu).await;
+        if !effects.latency.is_zero() {
+            tokio::time::sleep(effects.latency).await;
+        }
+        if effects.exception {
+            let (Point::Handler(h) | Point::Delivery(h, _) | Point::Dependency(h)) = point;
+            throw(telemetry, h);
+        }
+        match effects.error {
+            Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// How long a message delivered to `handler` of `service`, or a call it serves, spends
+    /// in the network on its way in.
+    pub fn inbound_delay(&self, service: &str, handler: &str) -> Duration {
+        self.active(service, |spec| match spec.kind {
+            FaultKind::NetworkDelay { ms }
+                if spec.operation.as_deref().is_none_or(|o| o == handler) =>
+            {
+                Some(Duration::from_millis(ms))
+            }
+            _ => None,
+        })
+        .into_iter()
+        .sum()
+    }
+
+    /// Whether the next event `service` publishes should carry a wrong value.
+    pub fn wrong_result(&self, service: &str) -> bool {
+        self.active(service, |spec| match spec.kind {
+            FaultKind::WrongResult { rate } => Some(rate),
+            _ => None,
+        })
+        .iter()
+        .any(|rate| fastrand::f64() < *rate)
     }
 
     /// True while a stall fault holds the consumer `handler` of `service`.
@@ -397,6 +500,59 @@ impl Chaos {
     }
 }
 
+/// Exceptions a handler may hit: type and message.
+const EXCEPTIONS: [(&str, &str); 4] = [
+    (
+        "NullPointerException",
+        "cached value for the request was null",
+    ),
+    (
+        "IllegalStateException",
+        "connection pool returned a closed connection",
+    ),
+    (
+        "SerializationException",
+        "cannot decode cached record: unexpected end of input",
+    ),
+    (
+        "IndexOutOfBoundsException",
+        "index 3 out of bounds for length 3",
+    ),
+];
+
+/// Logs an exception `handler` of the service hit and recovered from, at ERROR, in the
+/// current span, with the OpenTelemetry `exception.*` attributes and a stack trace.
+fn throw(telemetry: &Telemetry, handler: &str) {
+    let (kind, message) = EXCEPTIONS[handler.len() % EXCEPTIONS.len()];
+    let frame = handler
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect::<String>();
+    let service = telemetry.service;
+    let stack = format!(
+        "{kind}: {message}\n\tat {service}.{frame}.load_cached({service}/{frame}.rs:118)\n\
+         \tat {service}.{frame}.handle({service}/{frame}.rs:64)\n\
+         \tat runtime.worker.poll(runtime/worker.rs:412)"
+    );
+    let cx = Context::current();
+    let correlation_id = cx
+        .baggage()
+        .get(CORRELATION_ID)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    telemetry.log(
+        &cx,
+        Severity::Error,
+        format!("unexpected exception in {handler}, serving the fallback\n{stack}"),
+        &correlation_id,
+        &[
+            ("exception.type", kind.to_string()),
+            ("exception.message", message.to_string()),
+            ("exception.stacktrace", stack.clone()),
+        ],
+    );
+}
+
 /// Logs a fault's start or stop from the service it hits, with `chaos.*` attributes.
 fn record(telemetry: &Telemetry, fault: &Fault, action: &'static str) {
     let spec = &fault.spec;
@@ -416,8 +572,15 @@ fn record(telemetry: &Telemetry, fault: &Fault, action: &'static str) {
     match spec.kind {
         FaultKind::Latency { ms } => attributes.push(("chaos.latency_ms", ms.to_string())),
         FaultKind::CpuBurn { ms } => attributes.push(("chaos.cpu_ms", ms.to_string())),
-        FaultKind::Errors { rate } | FaultKind::Duplicate { rate } => {
+        FaultKind::NetworkDelay { ms } => attributes.push(("chaos.latency_ms", ms.to_string())),
+        FaultKind::Errors { rate }
+        | FaultKind::Duplicate { rate }
+        | FaultKind::Exception { rate }
+        | FaultKind::WrongResult { rate } => {
             attributes.push(("chaos.rate", rate.to_string()));
+        }
+        FaultKind::CpuContention { share } => {
+            attributes.push(("chaos.share", share.to_string()));
         }
         FaultKind::Stall {} | FaultKind::Outage {} => {}
     }
@@ -589,6 +752,77 @@ mod tests {
         assert!(c.list().is_empty(), "the timer stopped it");
     }
 
+    #[tokio::test]
+    async fn faults_spans_do_not_show() {
+        let c = chaos();
+        c.start(spec("payment", None, FaultKind::Exception { rate: 1.0 }))
+            .unwrap();
+        let hit = c.effects("payment", Point::Handler("process inventory"));
+        assert!(hit.exception && hit.error.is_none(), "{hit:?}");
+        // Recovered: the call succeeds.
+        c.apply("payment", Point::Handler("process inventory"))
+            .await
+            .unwrap();
+        assert!(!c.effects("order", Point::Handler("order.place")).exception);
+
+        c.start(spec("order", None, FaultKind::WrongResult { rate: 1.0 }))
+            .unwrap();
+        assert!(c.wrong_result("order"));
+        assert!(!c.wrong_result("payment"));
+
+        c.start(spec(
+            "payment",
+            Some("process inventory"),
+            FaultKind::NetworkDelay { ms: 80 },
+        ))
+        .unwrap();
+        assert_eq!(
+            c.inbound_delay("payment", "process inventory"),
+            Duration::from_millis(80)
+        );
+        assert_eq!(c.inbound_delay("payment", "process orders"), Duration::ZERO);
+        assert_eq!(
+            c.effects("payment", Point::Handler("process inventory"))
+                .latency,
+            Duration::ZERO,
+            "the handler itself is not slower"
+        );
+        let whole = spec(
+            "order",
+            Some("order.place"),
+            FaultKind::CpuContention { share: 0.5 },
+        );
+        assert!(
+            c.start(whole)
+                .unwrap_err()
+                .to_string()
+                .contains("whole service")
+        );
+        assert!(matches!(
+            c.start(spec("order", None, FaultKind::CpuContention { share: 1.0 })),
+            Err(ChaosError::Invalid(_))
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_noisy_neighbour_takes_its_share_of_the_core() {
+        let c = chaos();
+        let core = c.cores["order"].clone();
+        let f = c
+            .start(spec("order", None, FaultKind::CpuContention { share: 0.5 }))
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        c.stop(f.id).unwrap();
+        let busy = core.busy();
+        assert!(
+            busy >= Duration::from_millis(120) && busy <= Duration::from_millis(300),
+            "{busy:?} of 400ms at half"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(core.busy() <= busy + NEIGHBOUR_SLICE, "the neighbour left");
+        assert_eq!(c.cores["payment"].busy(), Duration::ZERO);
+    }
+
     #[test]
     fn specs_read_from_json() {
         let s: FaultSpec = serde_json::from_str(
@@ -604,13 +838,6 @@ mod tests {
         ] {
             assert!(serde_json::from_str::<FaultSpec>(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn cpu_burn_takes_the_time_asked() {
-        let start = Instant::now();
-        burn(Duration::from_millis(20));
-        assert!(start.elapsed() >= Duration::from_millis(20));
     }
 
     #[tokio::test]

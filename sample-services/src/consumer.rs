@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::logs::Severity;
-use opentelemetry::trace::{Link, SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::trace::{Link, SpanKind, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 
 use crate::bus::{Bus, BusError, Delivery, Message, Subscription};
@@ -119,6 +119,7 @@ impl<'a, B: Bus> Processor<'a, B> {
         Fut: Future<Output = Result<(), String>>,
     {
         let telemetry = &*self.ctx.telemetry;
+        self.ctx.arrive(&handler_name(&delivery.topic)).await;
         let cx = consumer_span(telemetry, &delivery);
         let labels = [
             KeyValue::new("messaging.destination.name", delivery.topic.clone()),
@@ -140,7 +141,7 @@ impl<'a, B: Bus> Processor<'a, B> {
                 .record(started.elapsed().as_secs_f64(), &labels);
         }
         if let Ok(Outcome::Retried(reason) | Outcome::DeadLettered(reason)) = &outcome {
-            cx.span().set_status(Status::error(reason.clone()));
+            telemetry.fail(&cx.span(), reason.clone());
         }
         cx.span().end();
         outcome
@@ -175,10 +176,13 @@ impl<'a, B: Bus> Processor<'a, B> {
             ("event.type", format!("{:?}", event.event_type)),
             ("event.id", event.event_id.clone()),
         ];
-        let span = cx.span();
-        span.set_attribute(KeyValue::new("messaging.message.id", what[1].1.clone()));
-        span.set_attribute(KeyValue::new("correlation_id", cid.clone()));
-        span.set_attribute(KeyValue::new("event.type", what[0].1.clone()));
+        let (span, telemetry) = (cx.span(), &self.ctx.telemetry);
+        telemetry.annotate(
+            &span,
+            KeyValue::new("messaging.message.id", what[1].1.clone()),
+        );
+        telemetry.annotate(&span, KeyValue::new("correlation_id", cid.clone()));
+        telemetry.annotate(&span, KeyValue::new("event.type", what[0].1.clone()));
         if self.seen().contains(&event.event_id) {
             self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
             self.ctx.telemetry.log(
@@ -257,7 +261,7 @@ fn consumer_span(telemetry: &Telemetry, delivery: &Delivery) -> Context {
     let mut builder = tracer
         .span_builder(handler_name(&delivery.topic))
         .with_kind(SpanKind::Consumer)
-        .with_attributes(vec![
+        .with_attributes(telemetry.span_attributes(vec![
             KeyValue::new("messaging.operation.type", "process"),
             KeyValue::new("messaging.destination.name", delivery.topic.clone()),
             KeyValue::new("messaging.consumer.group.name", telemetry.service),
@@ -266,7 +270,7 @@ fn consumer_span(telemetry: &Telemetry, delivery: &Delivery) -> Context {
                 delivery.partition.to_string(),
             ),
             KeyValue::new("messaging.delivery.attempt", i64::from(delivery.attempt)),
-        ]);
+        ]));
     if producer.is_valid() {
         builder = builder.with_links(vec![Link::with_context(producer)]);
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::trace::{SpanKind, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 
 use crate::chaos::{Chaos, Point};
@@ -61,6 +61,15 @@ impl<B> Ctx<B> {
         self.at(Point::Delivery(handler, partition)).await
     }
 
+    /// Waits out the time a message or call to `handler` spends in the network on its way
+    /// in: before the handler's span starts, so only its callers see it.
+    pub async fn arrive(&self, handler: &str) {
+        let delay = self.chaos.inbound_delay(self.service(), handler);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+
     async fn at(&self, point: Point<'_>) -> Result<(), String> {
         self.chaos.apply(self.service(), point).await
     }
@@ -76,7 +85,10 @@ impl<B> Ctx<B> {
         let span = tracer
             .span_builder(dep.name)
             .with_kind(SpanKind::Client)
-            .with_attributes(vec![KeyValue::new("peer.service", dep.name)])
+            .with_attributes(
+                self.telemetry
+                    .span_attributes(vec![KeyValue::new("peer.service", dep.name)]),
+            )
             .start_with_context(tracer, &Context::current());
         let cx = Context::current().with_span(span);
         let result = async {
@@ -90,7 +102,7 @@ impl<B> Ctx<B> {
         .with_context(cx.clone())
         .await;
         if let Err(e) = &result {
-            cx.span().set_status(Status::error(e.clone()));
+            self.telemetry.fail(&cx.span(), e.clone());
         }
         cx.span().end();
         result

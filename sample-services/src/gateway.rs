@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::logs::Severity;
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::trace::{SpanKind, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 use serde_json::json;
 
@@ -89,25 +89,31 @@ fn server_span(
     let span = tracer
         .span_builder(format!("{method} {route}"))
         .with_kind(SpanKind::Server)
-        .with_attributes(vec![
+        .with_attributes(telemetry.span_attributes(vec![
             KeyValue::new("http.request.method", method.to_string()),
             KeyValue::new("http.route", route.to_string()),
             KeyValue::new("url.path", path.to_string()),
-        ])
+        ]))
         .start_with_context(tracer, &parent);
     parent.with_span(span)
 }
 
-fn respond(cx: &Context, status: StatusCode, body: serde_json::Value) -> Response {
+fn respond(
+    telemetry: &Telemetry,
+    cx: &Context,
+    status: StatusCode,
+    body: serde_json::Value,
+) -> Response {
     let span = cx.span();
-    span.set_attribute(KeyValue::new(
-        "http.response.status_code",
-        i64::from(status.as_u16()),
-    ));
+    telemetry.annotate(
+        &span,
+        KeyValue::new("http.response.status_code", i64::from(status.as_u16())),
+    );
     if status.is_server_error() {
-        span.set_status(Status::error(
+        telemetry.fail(
+            &span,
             body["error"].as_str().unwrap_or_default().to_string(),
-        ));
+        );
     }
     span.end();
     (status, Json(body)).into_response()
@@ -131,22 +137,33 @@ async fn place<B: Bus>(
     Json(request): Json<OrderRequest>,
 ) -> Response {
     let telemetry = &gw.ctx.telemetry;
+    gw.ctx.arrive("POST /orders").await;
     let cx = server_span(telemetry, &headers, "POST", "/orders", "/orders");
     if let Some(reason) = invalid(&request) {
-        return respond(&cx, StatusCode::BAD_REQUEST, json!({ "error": reason }));
+        return respond(
+            telemetry,
+            &cx,
+            StatusCode::BAD_REQUEST,
+            json!({ "error": reason }),
+        );
     }
     if let Err(e) = gw.ctx.faults("POST /orders").with_context(cx.clone()).await {
-        return respond(&cx, StatusCode::SERVICE_UNAVAILABLE, json!({ "error": e }));
+        return respond(
+            telemetry,
+            &cx,
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "error": e }),
+        );
     }
     let tracer = telemetry.tracer();
     let call = tracer
         .span_builder("order.place")
         .with_kind(SpanKind::Client)
-        .with_attributes(vec![
+        .with_attributes(telemetry.span_attributes(vec![
             KeyValue::new("rpc.system", "in-process"),
             KeyValue::new("rpc.service", "order"),
             KeyValue::new("rpc.method", "place"),
-        ])
+        ]))
         .start_with_context(tracer, &cx);
     let call_cx = cx.with_span(call);
     let placed = order::place(&gw.order, &gw.orders, request)
@@ -156,8 +173,10 @@ async fn place<B: Bus>(
     match placed {
         Ok(order_id) => {
             call_span.end();
-            cx.span()
-                .set_attribute(KeyValue::new("correlation_id", order_id.clone()));
+            telemetry.annotate(
+                &cx.span(),
+                KeyValue::new("correlation_id", order_id.clone()),
+            );
             telemetry.log(
                 &cx,
                 Severity::Info,
@@ -166,15 +185,21 @@ async fn place<B: Bus>(
                 &[("http.route", "/orders".to_string())],
             );
             respond(
+                telemetry,
                 &cx,
                 StatusCode::ACCEPTED,
                 json!({ "order_id": order_id, "status": "pending" }),
             )
         }
         Err(e) => {
-            call_span.set_status(Status::error(e.clone()));
+            telemetry.fail(&call_span, e.clone());
             call_span.end();
-            respond(&cx, StatusCode::SERVICE_UNAVAILABLE, json!({ "error": e }))
+            respond(
+                telemetry,
+                &cx,
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "error": e }),
+            )
         }
     }
 }
@@ -191,15 +216,16 @@ async fn status<B: Bus>(
         "/orders/{id}",
         &format!("/orders/{id}"),
     );
-    cx.span()
-        .set_attribute(KeyValue::new("correlation_id", id.clone()));
+    let telemetry = &gw.ctx.telemetry;
+    telemetry.annotate(&cx.span(), KeyValue::new("correlation_id", id.clone()));
     match gw.orders.status(&id) {
         Some(status) => {
             let mut body = serde_json::to_value(status).unwrap_or_default();
             body["order_id"] = json!(id);
-            respond(&cx, StatusCode::OK, body)
+            respond(telemetry, &cx, StatusCode::OK, body)
         }
         None => respond(
+            telemetry,
             &cx,
             StatusCode::NOT_FOUND,
             json!({ "error": format!("no order {id}") }),

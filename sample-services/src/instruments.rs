@@ -1,10 +1,11 @@
 //! The services' metric instruments, named after the OpenTelemetry semantic conventions
 //! where one exists: HTTP request duration and in-flight requests, messages sent, message
 //! processing duration and in-flight handlers, and the per-consumer observed counters and
-//! gauges (messages by outcome, lag, queue depth).
+//! gauges (messages by outcome, lag, queue depth), and each service's process CPU figures.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{
@@ -12,6 +13,7 @@ use opentelemetry::metrics::{
 };
 
 use crate::consumer_stats::ConsumerStats;
+use crate::cpu::Core;
 
 /// Latency buckets in seconds, 1 ms to 10 s.
 const SECONDS: [f64; 14] = [
@@ -127,6 +129,51 @@ impl ConsumerInstruments {
             _consumed: consumed,
             _lag: lag,
             _depth: depth,
+        }
+    }
+}
+
+/// A service's process CPU figures under the OpenTelemetry semantic-convention names,
+/// observed from its [`Core`]: `process.cpu.time` (s, `cpu.mode` = `user`) and
+/// `process.cpu.utilization` (busy share of its one core since the previous observation).
+#[derive(Debug)]
+pub struct ProcessInstruments {
+    _time: ObservableCounter<f64>,
+    _utilization: ObservableGauge<f64>,
+}
+
+impl ProcessInstruments {
+    /// Observes `core`; reports for as long as this value lives.
+    pub fn observe(meter: &Meter, core: &Arc<Core>) -> Self {
+        let user = [KeyValue::new("cpu.mode", "user")];
+        let c = core.clone();
+        let time = meter
+            .f64_observable_counter("process.cpu.time")
+            .with_unit("s")
+            .with_description("Total CPU seconds broken down by different CPU modes.")
+            .with_callback(move |o| o.observe(c.busy().as_secs_f64(), &user))
+            .build();
+        let (c, last) = (core.clone(), Mutex::new((Instant::now(), core.busy())));
+        let utilization = meter
+            .f64_observable_gauge("process.cpu.utilization")
+            .with_unit("1")
+            .with_description(
+                "CPU time since the last measurement divided by the elapsed time and the CPUs available to the process.",
+            )
+            .with_callback(move |o| {
+                let (now, busy) = (Instant::now(), c.busy());
+                let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+                let elapsed = now.duration_since(last.0);
+                if elapsed > Duration::ZERO {
+                    let spent = busy.saturating_sub(last.1);
+                    o.observe((spent.as_secs_f64() / elapsed.as_secs_f64()).min(1.0), &[]);
+                }
+                *last = (now, busy);
+            })
+            .build();
+        ProcessInstruments {
+            _time: time,
+            _utilization: utilization,
         }
     }
 }

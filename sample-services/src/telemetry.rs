@@ -5,11 +5,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use opentelemetry::Context;
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _, Severity};
 use opentelemetry::metrics::{Meter, MeterProvider as _};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{SpanRef, Status};
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{LogExporter, MetricExporter, SpanExporter, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::logs::{self, SdkLogRecord, SdkLogger, SdkLoggerProvider};
@@ -48,6 +49,10 @@ pub struct Export {
     pub endpoint: Option<String>,
     /// How often metrics are exported.
     pub metric_interval: Duration,
+    /// Sparse instrumentation, as on many real systems: spans carry no status and no
+    /// attributes (names, kinds, parents and links only), so a fault must be found from logs
+    /// and metrics.
+    pub sparse: bool,
 }
 
 impl Export {
@@ -56,6 +61,7 @@ impl Export {
         Export {
             endpoint: Some(endpoint.to_string()),
             metric_interval: Duration::from_secs(10),
+            sparse: false,
         }
     }
 
@@ -64,6 +70,7 @@ impl Export {
         Export {
             endpoint: None,
             metric_interval: Duration::from_secs(10),
+            sparse: false,
         }
     }
 }
@@ -75,6 +82,7 @@ pub struct Telemetry {
     pub service: &'static str,
     /// The service's metric instruments.
     pub instruments: Instruments,
+    sparse: bool,
     tracer: SdkTracer,
     logger: SdkLogger,
     meter: Meter,
@@ -140,6 +148,7 @@ impl Telemetry {
         let meter = meter_provider.meter(SCOPE);
         Ok(Telemetry {
             service,
+            sparse: export.sparse,
             instruments: Instruments::new(&meter),
             tracer: tracer_provider.tracer(SCOPE),
             logger: logger_provider.logger(SCOPE),
@@ -159,6 +168,25 @@ impl Telemetry {
     /// The service's tracer.
     pub fn tracer(&self) -> &SdkTracer {
         &self.tracer
+    }
+
+    /// `attributes` for a new span: none under sparse instrumentation.
+    pub fn span_attributes(&self, attributes: Vec<KeyValue>) -> Vec<KeyValue> {
+        if self.sparse { Vec::new() } else { attributes }
+    }
+
+    /// Sets an attribute on `span`, unless instrumentation is sparse.
+    pub fn annotate(&self, span: &SpanRef<'_>, attribute: KeyValue) {
+        if !self.sparse {
+            span.set_attribute(attribute);
+        }
+    }
+
+    /// Marks `span` failed with `message`, unless instrumentation is sparse.
+    pub fn fail(&self, span: &SpanRef<'_>, message: String) {
+        if !self.sparse {
+            span.set_status(Status::error(message));
+        }
     }
 
     fn new_record(
@@ -254,7 +282,6 @@ pub fn extract(headers: &BTreeMap<String, String>) -> Context {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::KeyValue;
     use opentelemetry::baggage::BaggageExt as _;
     use opentelemetry::trace::Tracer as _;
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 pub mod chaos;
+pub mod hook;
 pub mod nats;
 pub mod otlp;
 pub mod sources;

@@ -15,7 +15,7 @@ use super::{
     trace_ids, trace_url,
 };
 use crate::notification::{GroupStatus, Notification};
-use vigil_store::alert::{Alert, AlertState};
+use vigil_store::alert::{Alert, AlertState, RCA_REPORT_URL, RCA_SUSPECTS};
 
 /// PagerDuty's limit on `payload.summary`.
 const SUMMARY_MAX: usize = 1024;
@@ -104,6 +104,10 @@ pub struct CustomDetails {
     pub resolved: usize,
     /// Alerts of the group not listed in `alerts`.
     pub truncated: usize,
+    /// The first firing alert's likely causes, one line per suspect, when its root-cause
+    /// analysis came with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub likely_cause: Option<String>,
     /// The first alerts of the group, as the webhook payload lists them.
     pub alerts: Vec<WebhookAlert>,
 }
@@ -196,6 +200,10 @@ fn payload(n: &Notification, options: &PagerDutyOptions) -> Payload {
             firing: count(n, AlertState::Firing),
             resolved: count(n, AlertState::Resolved),
             truncated: n.truncated + n.alerts.len().saturating_sub(listed.len()),
+            likely_cause: firing
+                .iter()
+                .find_map(|a| annotation(a, RCA_SUSPECTS))
+                .map(|c| truncate(c, SUMMARY_MAX)),
             alerts: listed,
         },
     }
@@ -214,8 +222,14 @@ fn links(n: &Notification) -> Vec<Link> {
             href: alert_url(&n.external_url, a),
             text: format!("{name} in Vigil"),
         });
-        let runbook = annotation(a, "runbook_url")
-            .filter(|u| u.starts_with("https://") || u.starts_with("http://"));
+        let report = annotation(a, RCA_REPORT_URL).filter(|u| is_http(u));
+        if let Some(url) = report {
+            out.push(Link {
+                href: url.to_string(),
+                text: format!("Root cause: {name}"),
+            });
+        }
+        let runbook = annotation(a, "runbook_url").filter(|u| is_http(u));
         if let Some(url) = runbook {
             out.push(Link {
                 href: url.to_string(),
@@ -230,6 +244,11 @@ fn links(n: &Notification) -> Vec<Link> {
         }
     }
     out
+}
+
+/// An http(s) address.
+fn is_http(s: &str) -> bool {
+    s.starts_with("https://") || s.starts_with("http://")
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! A Slack incoming-webhook message in Block Kit: the group's title as a header, its counts and
 //! shared annotations, its common labels as fields, then each alert with its suspects (service,
-//! operation), its anomaly explanation and links to it and its exemplar traces in Vigil — all
+//! operation), its likely causes when its root-cause analysis came with it, its anomaly
+//! explanation and links to it, its root-cause report and its exemplar traces in Vigil — all
 //! in one attachment coloured by severity, within Slack's length limits.
 
 use serde::Serialize;
@@ -9,7 +10,7 @@ use super::severity::Severity;
 use super::text::{fit, truncate, units};
 use super::{alert_url, annotation, count, label, title, trace_ids, trace_url};
 use crate::notification::{GroupStatus, Notification};
-use vigil_store::alert::{Alert, AlertState, Labels};
+use vigil_store::alert::{Alert, AlertState, Labels, RCA_REPORT_URL, RCA_SUSPECTS};
 
 /// Colour of a firing group whose worst alert is `critical` (or `page`) or `error`.
 pub const RED: &str = "#E01E5A";
@@ -232,6 +233,10 @@ fn alert_lines(a: &Alert, common: &Labels) -> Vec<String> {
             lines.push(mrkdwn(v, LINE_MAX));
         }
     }
+    if let Some(causes) = annotation(a, RCA_SUSPECTS) {
+        lines.push("*Likely cause*".to_string());
+        lines.extend(causes.lines().map(|c| mrkdwn(c, LINE_MAX)));
+    }
     if let Some(line) = anomaly_line(a) {
         lines.push(line);
     } else if let Some(v) = a.value {
@@ -274,6 +279,9 @@ fn links(n: &Notification, a: &Alert) -> Vec<Text> {
             &trace_url(&n.external_url, id),
             &format!("Trace {short}"),
         ));
+    }
+    if let Some(url) = annotation(a, RCA_REPORT_URL).filter(|u| is_url(u)) {
+        out.push(link(url, "Root cause"));
     }
     if let Some(url) = annotation(a, "runbook_url").filter(|u| is_url(u)) {
         out.push(link(url, "Runbook"));

@@ -2,9 +2,12 @@
 //! increase per second of monotonic counters, with their spread, so a metric that moved at
 //! the time of an anomaly can be compared with its baseline. Read per series (service plus
 //! attributes), so a metric reported per topic or partition is not one jumbled series.
+//! Which series moved, and which of them measure the service's own resources (process,
+//! runtime, container), whose rise points at the service itself.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::Serialize;
 use vigil_store::Session;
 
 use crate::eval::EvalError;
@@ -78,6 +81,69 @@ pub async fn levels(ctx: &Session, w: Window) -> Result<Levels, EvalError> {
         .collect())
 }
 
+/// Name prefixes of the metrics that measure a service's own resources and runtime
+/// (OpenTelemetry semantic conventions).
+const RESOURCE_PREFIXES: [&str; 9] = [
+    "process.",
+    "system.",
+    "container.",
+    "k8s.pod.",
+    "jvm.",
+    "go.",
+    "dotnet.",
+    "v8js.",
+    "cpython.",
+];
+
+/// Whether `metric` measures its service's own resources or runtime.
+pub fn is_resource(metric: &str) -> bool {
+    RESOURCE_PREFIXES.iter().any(|p| metric.starts_with(p))
+}
+
+/// A metric series that moved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricShift {
+    /// The service reporting it.
+    pub service: String,
+    /// The metric.
+    pub metric: String,
+    /// Level in the baseline (mean, or increase per second for counters).
+    pub before: f64,
+    /// Level in the anomaly window.
+    pub after: f64,
+    /// The change in baseline spreads.
+    pub shift: f64,
+}
+
+/// Series of services `in_scope` whose level moved at least three baseline spreads (and
+/// 10%), largest first.
+pub fn shifts(
+    before: &Levels,
+    after: &Levels,
+    in_scope: &(dyn Fn(&str) -> bool + Sync),
+) -> Vec<MetricShift> {
+    let mut out: Vec<MetricShift> = after
+        .iter()
+        .filter(|((svc, _), _)| in_scope(svc))
+        .filter_map(|(key, a)| {
+            let b = before.get(key)?;
+            let change = (a.value - b.value).abs();
+            // In baseline spreads, a tenth of the larger level at least: a series that jumps
+            // from nothing is not infinitely remarkable.
+            let shift = change / (b.spread + 0.1 * b.value.abs().max(a.value.abs())).max(1e-9);
+            (shift >= 3.0 && change >= 0.1 * b.value.abs()).then(|| MetricShift {
+                service: key.0.clone(),
+                metric: key.1.clone(),
+                before: b.value,
+                after: a.value,
+                shift,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| b.shift.total_cmp(&a.shift));
+    out
+}
+
 /// Mean and sample standard deviation (0 for fewer than two values).
 fn mean_and_spread(values: &[f64]) -> (f64, f64) {
     let n = values.len() as f64;
@@ -95,6 +161,33 @@ fn mean_and_spread(values: &[f64]) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_series_are_told_from_symptoms() {
+        assert!(is_resource("process.cpu.utilization"));
+        assert!(is_resource("jvm.memory.used"));
+        assert!(!is_resource("http.server.request.duration"));
+        assert!(!is_resource("messaging.consumer.lag"));
+    }
+
+    #[test]
+    fn a_series_that_moved_many_spreads_is_a_shift() {
+        let level = |value, spread| Level { value, spread };
+        let key = |m: &str| ("order".to_string(), m.to_string());
+        let before = Levels::from([
+            (key("process.cpu.utilization"), level(0.01, 0.002)),
+            (key("queue"), level(10.0, 2.0)),
+        ]);
+        let after = Levels::from([
+            (key("process.cpu.utilization"), level(0.6, 0.05)),
+            (key("queue"), level(11.0, 2.0)),
+        ]);
+        let moved = shifts(&before, &after, &|_| true);
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        assert_eq!(moved[0].metric, "process.cpu.utilization");
+        assert!(moved[0].shift > 9.0, "{moved:?}");
+        assert!(shifts(&before, &after, &|s| s != "order").is_empty());
+    }
 
     #[test]
     fn mean_and_sample_spread() {

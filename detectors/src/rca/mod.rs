@@ -1,16 +1,30 @@
 //! Root-cause analysis: what changed between a baseline window and an anomaly window.
 //!
-//! Suspects are ranked from the spans: each operation's *self* time and *own* errors (so a
-//! slow or failing leaf is blamed, not the callers waiting on it), operations that stopped
-//! taking work, and growing consumer lag. Each suspect carries its numbers before and after,
-//! exemplar traces, and the evidence around it: attribute values over-represented among its
-//! slow or failed spans, new or surging log patterns of its service, and metric series of its
-//! service that shifted at the same time.
+//! One ranking from the three signals, per service:
+//! - spans: each operation's *self* time and *own* errors (so a slow or failing leaf is
+//!   blamed, not the callers waiting on it) and operations that stopped taking work;
+//! - the network: the wait in front of a service's handlers (a caller's CLIENT span less the
+//!   callee's SERVER span; a message's delivery lag), blamed on the service waited for;
+//! - logs: patterns new or surging, errors and exceptions weighted most, blamed on the
+//!   service that logged them, or on the sender of the input they reject;
+//! - metrics: the service's own resource series (process, runtime) rising against the
+//!   baseline, and consumer lag growing.
+//!
+//! Each signal's score is the log of how much its figure grew (weighted by how specific the
+//! signal is), so they add up on one scale; a suspect's score is their sum, and its likely
+//! cause is the kind of its largest part. Each suspect carries its numbers before and after,
+//! exemplar traces and the evidence around it: attribute values over-represented among its
+//! slow or failed spans, its log patterns and its shifted metric series.
 
 pub mod attributes;
+pub mod log_evidence;
 pub mod metric_shifts;
+pub mod network;
 pub mod operations;
 pub mod patterns;
+pub mod windows;
+
+pub use windows::RcaWindows;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,9 +37,10 @@ use arrow::array::Array;
 use crate::eval::EvalError;
 use crate::topology::edges;
 use attributes::{AttributeValue, over_represented};
-use metric_shifts::{Level, levels};
+use log_evidence::{LogSurge, log_surges};
+use metric_shifts::{Levels, MetricShift, is_resource, levels, shifts};
+use network::{Waits, waits};
 use operations::{OperationStats, operations};
-use patterns::patterns;
 use vigil_store::query::{Window, floats};
 use vigil_store::sql;
 
@@ -41,15 +56,11 @@ const MAX_SUSPECTS: usize = 10;
 const ATTRIBUTE_SUSPECTS: usize = 3;
 /// Log patterns and metric shifts returned.
 const MAX_EVIDENCE: usize = 10;
-
-/// The windows to compare and where to look.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RcaWindows {
-    /// When things went wrong.
-    pub window: Window,
-    /// What normal looked like.
-    pub baseline: Window,
-}
+/// Log patterns and metric series named on one suspect.
+const SUSPECT_EVIDENCE: usize = 3;
+/// Floor of the inbound waits compared, seconds: a wait going from nothing to a little is
+/// not infinitely remarkable.
+const WAIT_FLOOR: f64 = 0.001;
 
 /// One operation's figures, per second where a rate.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -75,55 +86,97 @@ impl Figures {
     }
 }
 
+/// What a suspect's evidence says the fault is: the kind of its largest contribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cause {
+    /// Its operations got slower on their own.
+    Latency,
+    /// It fails: its own spans, or its error and exception logs.
+    Errors,
+    /// It stopped taking work: fewer calls, consumer lag growing.
+    Throughput,
+    /// Requests and messages wait longer on their way into it.
+    Network,
+    /// Its own resources (CPU, memory, runtime) rose.
+    Resource,
+    /// It sends wrong data: the services it feeds reject its input.
+    Logic,
+}
+
+/// What each signal contributed to a suspect's score.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Contributions {
+    /// Self time, own errors and dropped calls of its operations.
+    pub spans: f64,
+    /// The wait in front of its handlers.
+    pub network: f64,
+    /// Its log patterns, and its consumers' rejections of its output.
+    pub logs: f64,
+    /// Its resource series and consumer lag.
+    pub metrics: f64,
+}
+
+impl Contributions {
+    fn total(&self) -> f64 {
+        self.spans + self.network + self.logs + self.metrics
+    }
+}
+
 /// A ranked suspect.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Suspect {
     /// The service to look at.
     pub service: String,
-    /// Its operation that changed most (empty for service-wide evidence such as lag).
+    /// Its operation that changed most (empty when its spans did not change).
     pub operation: String,
-    /// How strongly it changed (the larger the likelier).
+    /// How strongly it changed (the larger the likelier): the sum of the contributions.
     pub score: f64,
-    /// What changed, in words.
+    /// The likely kind of fault.
+    pub cause: Cause,
+    /// What each signal contributed.
+    pub contributions: Contributions,
+    /// What changed, in words, strongest first.
     pub reasons: Vec<String>,
     /// The operation in the baseline.
     pub before: Figures,
     /// The operation in the anomaly window.
     pub after: Figures,
-    /// Traces showing it: the slowest span's and an own error's.
+    /// Traces showing it: the slowest span's, an own error's, a surging log's.
     pub trace_ids: Vec<String>,
+    /// Its strongest log patterns (or those of the services rejecting its output).
+    pub log_patterns: Vec<String>,
+    /// Its shifted resource series.
+    pub metrics: Vec<String>,
+    /// The contribution behind `cause`.
+    #[serde(skip)]
+    pub(crate) strongest: f64,
 }
 
-/// A log pattern that appeared or surged.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LogSurge {
-    /// The service logging it.
-    pub service: String,
-    /// The body with variable parts as `<*>`.
-    pub pattern: String,
-    /// Records per second in the baseline.
-    pub before_rate: f64,
-    /// Records per second in the anomaly window.
-    pub after_rate: f64,
-    /// One record.
-    pub sample: String,
-    /// A trace carrying one.
-    pub trace_id: String,
-}
+impl Suspect {
+    pub(crate) fn new(service: &str) -> Suspect {
+        Suspect {
+            service: service.to_string(),
+            operation: String::new(),
+            score: 0.0,
+            cause: Cause::Latency,
+            contributions: Contributions::default(),
+            reasons: Vec::new(),
+            before: Figures::default(),
+            after: Figures::default(),
+            trace_ids: Vec::new(),
+            log_patterns: Vec::new(),
+            metrics: Vec::new(),
+            strongest: 0.0,
+        }
+    }
 
-/// A metric series that moved.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MetricShift {
-    /// The service reporting it.
-    pub service: String,
-    /// The metric.
-    pub metric: String,
-    /// Level in the baseline (mean, or increase per second for counters).
-    pub before: f64,
-    /// Level in the anomaly window.
-    pub after: f64,
-    /// The change in baseline spreads.
-    pub shift: f64,
+    /// Counts evidence worth `score` of `cause`.
+    fn weigh(&mut self, score: f64, cause: Cause) {
+        if score > self.strongest {
+            (self.strongest, self.cause) = (score, cause);
+        }
+    }
 }
 
 /// What changed.
@@ -133,20 +186,20 @@ pub struct Report {
     pub suspects: Vec<Suspect>,
     /// Attribute values over-represented among the top suspects' slow or failed spans.
     pub attributes: Vec<AttributeValue>,
-    /// New or surging log patterns.
+    /// New or surging log patterns, strongest first.
     pub log_patterns: Vec<LogSurge>,
     /// Metric series that shifted.
     pub metrics: Vec<MetricShift>,
 }
 
-/// How much one operation changed, with the reasons.
+/// How much one operation changed: its score, the cause of most of it, and the reasons.
 fn score(
     before: &Figures,
     after: &Figures,
     b: Option<&OperationStats>,
     a: Option<&OperationStats>,
-) -> (f64, Vec<String>) {
-    let mut score = 0.0;
+) -> (f64, Cause, Vec<String>) {
+    let mut parts = Vec::new();
     let mut reasons = Vec::new();
     let calls = |s: Option<&OperationStats>| s.map_or(0.0, |s| s.calls);
     if calls(b) >= MIN_CALLS && calls(a) >= MIN_CALLS {
@@ -163,7 +216,7 @@ fn score(
         };
         let latency = p50.max(p95);
         if latency > 0.0 {
-            score += latency;
+            parts.push((latency, Cause::Latency));
             reasons.push(format!(
                 "self time p50 {:.1} ms → {:.1} ms, p95 {:.1} ms → {:.1} ms",
                 before.self_p50 * 1e3,
@@ -174,7 +227,7 @@ fn score(
         }
     }
     if a.is_some_and(|a| a.own_errors >= MIN_ERRORS) && after.error_rate > before.error_rate {
-        score += 5.0 * (after.error_rate - before.error_rate);
+        parts.push((5.0 * (after.error_rate - before.error_rate), Cause::Errors));
         reasons.push(format!(
             "own errors {:.1}% → {:.1}%",
             before.error_rate * 100.0,
@@ -184,11 +237,16 @@ fn score(
     if calls(b) >= 2.0 * MIN_CALLS && before.rate > 0.0 {
         let drop = 1.0 - after.rate / before.rate;
         if drop >= 0.5 {
-            score += 2.0 * drop;
+            parts.push((2.0 * drop, Cause::Throughput));
             reasons.push(format!("calls {:.2}/s → {:.2}/s", before.rate, after.rate));
         }
     }
-    (score, reasons)
+    let total = parts.iter().map(|p| p.0).sum();
+    let cause = parts
+        .iter()
+        .max_by(|x, y| x.0.total_cmp(&y.0))
+        .map_or(Cause::Latency, |p| p.1);
+    (total, cause, reasons)
 }
 
 /// Compares the windows; `service`, when given, limits suspects to it and what it depends on.
@@ -201,95 +259,42 @@ pub async fn analyse(
         baseline: observed(ctx, w.baseline).await?,
         ..w
     };
-    let (after_ops, before_ops) = (
-        operations(ctx, w.window).await?,
-        operations(ctx, w.baseline).await?,
-    );
-    let (after_levels, before_levels) =
-        (levels(ctx, w.window).await?, levels(ctx, w.baseline).await?);
     let scope = match service {
         Some(s) => Some(downstream(ctx, w, s).await?),
         None => None,
     };
     let in_scope = |svc: &str| scope.as_ref().is_none_or(|s| s.contains(svc));
+    let mut suspects: BTreeMap<String, Suspect> = BTreeMap::new();
 
-    let keys: BTreeSet<&(String, String)> = after_ops.keys().chain(before_ops.keys()).collect();
-    let mut suspects: Vec<Suspect> = Vec::new();
-    for key in keys {
-        if !in_scope(&key.0) {
-            continue;
-        }
-        let (b, a) = (before_ops.get(key), after_ops.get(key));
-        let (before, after) = (Figures::of(b, w.baseline), Figures::of(a, w.window));
-        let (score, reasons) = score(&before, &after, b, a);
-        if score <= 0.0 {
-            continue;
-        }
-        let trace_ids = a
-            .map(|a| [&a.slowest_trace, &a.error_trace])
-            .into_iter()
-            .flatten()
-            .filter(|t| !t.is_empty())
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        suspects.push(Suspect {
-            service: key.0.clone(),
-            operation: key.1.clone(),
-            score,
-            reasons,
-            before,
-            after,
-            trace_ids,
-        });
-    }
-    // Consumer lag that grew: the service stopped keeping up with its messages.
-    for ((svc, metric), after) in &after_levels {
-        if metric != CONSUMER_LAG_METRIC || !in_scope(svc) {
-            continue;
-        }
-        let before = before_levels
-            .get(&(svc.clone(), metric.clone()))
-            .map_or(0.0, |l| l.value);
-        if after.value - before >= 10.0 {
-            let lag = ((after.value + 1.0) / (before.max(0.0) + 1.0)).ln();
-            suspects.push(Suspect {
-                service: svc.clone(),
-                operation: String::new(),
-                score: lag,
-                reasons: vec![format!(
-                    "consumer lag {before:.0} → {:.0} messages",
-                    after.value
-                )],
-                before: Figures::default(),
-                after: Figures::default(),
-                trace_ids: Vec::new(),
-            });
-        }
-    }
-    suspects.sort_by(|a, b| {
+    blame_spans(ctx, w, &in_scope, &mut suspects).await?;
+    let (after_waits, before_waits) = (waits(ctx, w.window).await?, waits(ctx, w.baseline).await?);
+    blame_waits(&before_waits, &after_waits, &in_scope, &mut suspects);
+    let log_patterns = log_surges(ctx, w.window, w.baseline, &in_scope).await?;
+    blame_logs(&log_patterns, &in_scope, &mut suspects);
+    let (after_levels, before_levels) =
+        (levels(ctx, w.window).await?, levels(ctx, w.baseline).await?);
+    let mut metrics = shifts(&before_levels, &after_levels, &in_scope);
+    blame_metrics(
+        &before_levels,
+        &after_levels,
+        &metrics,
+        &in_scope,
+        &mut suspects,
+    );
+
+    let mut ranked: Vec<Suspect> = suspects
+        .into_values()
+        .map(|mut s| {
+            s.score = s.contributions.total();
+            s
+        })
+        .filter(|s| s.score > 0.0)
+        .collect();
+    ranked.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
             .then_with(|| a.service.cmp(&b.service))
     });
-    // One entry per service: its strongest evidence, the rest of its reasons folded in.
-    let mut ranked: Vec<Suspect> = Vec::new();
-    for s in suspects {
-        match ranked.iter_mut().find(|r| r.service == s.service) {
-            Some(r) => {
-                for reason in s.reasons {
-                    let reason = if s.operation.is_empty() {
-                        reason
-                    } else {
-                        format!("{}: {reason}", s.operation)
-                    };
-                    r.reasons.push(reason);
-                }
-            }
-            None => ranked.push(s),
-        }
-    }
     ranked.truncate(MAX_SUSPECTS);
 
     let mut attributes = Vec::new();
@@ -303,15 +308,203 @@ pub async fn analyse(
             .extend(over_represented(ctx, w.window, &s.service, &s.operation, slow_ns).await?);
     }
     attributes.truncate(MAX_EVIDENCE);
-
-    let log_patterns = log_surges(ctx, w, &in_scope).await?;
-    let metrics = metric_shifts(&before_levels, &after_levels, &in_scope);
+    let mut log_patterns = log_patterns;
+    log_patterns.truncate(MAX_EVIDENCE);
+    metrics.truncate(MAX_EVIDENCE);
     Ok(Report {
         suspects: ranked,
         attributes,
         log_patterns,
         metrics,
     })
+}
+
+/// Each service's operation that changed most, with the other operations' reasons folded in.
+async fn blame_spans(
+    ctx: &Session,
+    w: RcaWindows,
+    in_scope: &(dyn Fn(&str) -> bool + Sync),
+    suspects: &mut BTreeMap<String, Suspect>,
+) -> Result<(), EvalError> {
+    let (after_ops, before_ops) = (
+        operations(ctx, w.window).await?,
+        operations(ctx, w.baseline).await?,
+    );
+    let keys: BTreeSet<&(String, String)> = after_ops.keys().chain(before_ops.keys()).collect();
+    let mut changed = Vec::new();
+    for key in keys {
+        if !in_scope(&key.0) {
+            continue;
+        }
+        let (b, a) = (before_ops.get(key), after_ops.get(key));
+        let (before, after) = (Figures::of(b, w.baseline), Figures::of(a, w.window));
+        let (score, cause, reasons) = score(&before, &after, b, a);
+        if score > 0.0 {
+            changed.push((score, cause, reasons, key, before, after, a));
+        }
+    }
+    changed.sort_by(|x, y| y.0.total_cmp(&x.0).then_with(|| x.3.cmp(y.3)));
+    for (score, cause, reasons, key, before, after, a) in changed {
+        let s = suspects
+            .entry(key.0.clone())
+            .or_insert_with(|| Suspect::new(&key.0));
+        if s.operation.is_empty() {
+            // The strongest operation of the service.
+            s.operation = key.1.clone();
+            s.contributions.spans = score;
+            s.weigh(score, cause);
+            s.reasons = reasons;
+            (s.before, s.after) = (before, after);
+            s.trace_ids = a
+                .map(|a| [&a.slowest_trace, &a.error_trace])
+                .into_iter()
+                .flatten()
+                .filter(|t| !t.is_empty())
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+        } else {
+            s.reasons
+                .extend(reasons.into_iter().map(|r| format!("{}: {r}", key.1)));
+        }
+    }
+    Ok(())
+}
+
+/// Waits in front of a service that grew, blamed on that service (the strongest pair).
+fn blame_waits(
+    before: &Waits,
+    after: &Waits,
+    in_scope: &(dyn Fn(&str) -> bool + Sync),
+    suspects: &mut BTreeMap<String, Suspect>,
+) {
+    let mut grew: Vec<(f64, &str, &str, f64, f64)> = after
+        .iter()
+        .filter(|((_, callee), _)| in_scope(callee))
+        .filter_map(|(key, a)| {
+            let b = before.get(key)?;
+            let enough = a.count >= MIN_CALLS && b.count >= MIN_CALLS;
+            (enough && a.p50 - b.p50 >= MIN_LATENCY_CHANGE).then(|| {
+                let score = ((a.p50 + WAIT_FLOOR) / (b.p50 + WAIT_FLOOR)).ln();
+                (score, key.0.as_str(), key.1.as_str(), b.p50, a.p50)
+            })
+        })
+        .collect();
+    grew.sort_by(|x, y| y.0.total_cmp(&x.0));
+    for (score, caller, callee, b, a) in grew {
+        let s = suspects
+            .entry(callee.to_string())
+            .or_insert_with(|| Suspect::new(callee));
+        s.reasons.push(format!(
+            "wait on the way in from {caller}: p50 {:.1} ms → {:.1} ms",
+            b * 1e3,
+            a * 1e3
+        ));
+        if score > s.contributions.network {
+            s.contributions.network = score;
+            s.weigh(score, Cause::Network);
+        }
+    }
+}
+
+/// Surging log patterns, blamed where each points.
+fn blame_logs(
+    surges: &[LogSurge],
+    in_scope: &(dyn Fn(&str) -> bool + Sync),
+    suspects: &mut BTreeMap<String, Suspect>,
+) {
+    for l in surges
+        .iter()
+        .filter(|l| in_scope(&l.blamed) && l.score > 0.0)
+    {
+        let s = suspects
+            .entry(l.blamed.clone())
+            .or_insert_with(|| Suspect::new(&l.blamed));
+        let (cause, reason) = if l.blamed == l.service {
+            let cause = if l.severity == "info" {
+                Cause::Latency
+            } else {
+                Cause::Errors
+            };
+            (
+                cause,
+                format!(
+                    "{} log {:.2}/s → {:.2}/s: {}",
+                    l.severity, l.before_rate, l.after_rate, l.pattern
+                ),
+            )
+        } else {
+            (
+                Cause::Logic,
+                format!(
+                    "{} rejects its output {:.2}/s → {:.2}/s: {}",
+                    l.service, l.before_rate, l.after_rate, l.pattern
+                ),
+            )
+        };
+        if s.log_patterns.len() < SUSPECT_EVIDENCE {
+            s.log_patterns.push(l.pattern.clone());
+            s.reasons.push(reason);
+            if !l.trace_id.is_empty() && !s.trace_ids.contains(&l.trace_id) {
+                s.trace_ids.push(l.trace_id.clone());
+            }
+        }
+        // The strongest pattern counts; the others are its echoes more often than not.
+        if l.score > s.contributions.logs {
+            s.contributions.logs = l.score;
+            s.weigh(l.score, cause);
+        }
+    }
+}
+
+/// Resource series that rose, and consumer lag that grew.
+fn blame_metrics(
+    before: &Levels,
+    after: &Levels,
+    moved: &[MetricShift],
+    in_scope: &(dyn Fn(&str) -> bool + Sync),
+    suspects: &mut BTreeMap<String, Suspect>,
+) {
+    for m in moved
+        .iter()
+        .filter(|m| is_resource(&m.metric) && m.after > m.before)
+    {
+        let s = suspects
+            .entry(m.service.clone())
+            .or_insert_with(|| Suspect::new(&m.service));
+        let score = m.shift.ln();
+        if s.metrics.len() < SUSPECT_EVIDENCE {
+            s.metrics.push(m.metric.clone());
+            s.reasons.push(format!(
+                "{} {:.3} → {:.3} ({:.1} spreads)",
+                m.metric, m.before, m.after, m.shift
+            ));
+        }
+        if score > s.contributions.metrics {
+            s.contributions.metrics = score;
+            s.weigh(score, Cause::Resource);
+        }
+    }
+    // Consumer lag that grew: the service stopped keeping up with its messages.
+    for ((svc, metric), a) in after {
+        if metric != CONSUMER_LAG_METRIC || !in_scope(svc) {
+            continue;
+        }
+        let b = before
+            .get(&(svc.clone(), metric.clone()))
+            .map_or(0.0, |l| l.value);
+        if a.value - b >= 10.0 {
+            let lag = ((a.value + 1.0) / (b.max(0.0) + 1.0)).ln();
+            let s = suspects
+                .entry(svc.clone())
+                .or_insert_with(|| Suspect::new(svc));
+            s.reasons
+                .push(format!("consumer lag {b:.0} → {:.0} messages", a.value));
+            s.contributions.metrics += lag;
+            s.weigh(lag, Cause::Throughput);
+        }
+    }
 }
 
 /// `w` from its first span on: rates over a baseline that began before the telemetry did
@@ -353,68 +546,4 @@ async fn downstream(
         }
     }
     Ok(seen)
-}
-
-/// Patterns at least three times as frequent as in the baseline (or new, of a service that
-/// logged in the baseline), busiest first.
-async fn log_surges(
-    ctx: &Session,
-    w: RcaWindows,
-    in_scope: &(dyn Fn(&str) -> bool + Sync),
-) -> Result<Vec<LogSurge>, EvalError> {
-    let (after, before) = (
-        patterns(ctx, w.window).await?,
-        patterns(ctx, w.baseline).await?,
-    );
-    let (secs_after, secs_before) = (w.window.seconds().max(1.0), w.baseline.seconds().max(1.0));
-    // A service that logged nothing in the baseline is new, not its patterns.
-    let known: BTreeSet<&str> = before.keys().map(|(svc, _)| svc.as_str()).collect();
-    let mut out: Vec<LogSurge> = after
-        .into_iter()
-        .filter(|((svc, _), a)| in_scope(svc) && known.contains(svc.as_str()) && a.count >= 3.0)
-        .filter_map(|(key, a)| {
-            let before_rate = before.get(&key).map_or(0.0, |b| b.count / secs_before);
-            let after_rate = a.count / secs_after;
-            (after_rate >= 3.0 * before_rate).then_some(LogSurge {
-                service: key.0,
-                pattern: key.1,
-                before_rate,
-                after_rate,
-                sample: a.sample,
-                trace_id: a.trace_id,
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| (b.after_rate - b.before_rate).total_cmp(&(a.after_rate - a.before_rate)));
-    out.truncate(MAX_EVIDENCE);
-    Ok(out)
-}
-
-/// Series whose level moved at least three baseline spreads (and 10%), largest first.
-fn metric_shifts(
-    before: &BTreeMap<(String, String), Level>,
-    after: &BTreeMap<(String, String), Level>,
-    in_scope: &(dyn Fn(&str) -> bool + Sync),
-) -> Vec<MetricShift> {
-    let mut out: Vec<MetricShift> = after
-        .iter()
-        .filter(|((svc, _), _)| in_scope(svc))
-        .filter_map(|(key, a)| {
-            let b = before.get(key)?;
-            let change = (a.value - b.value).abs();
-            // In baseline spreads, a tenth of the larger level at least: a series that jumps
-            // from nothing is not infinitely remarkable.
-            let shift = change / (b.spread + 0.1 * b.value.abs().max(a.value.abs())).max(1e-9);
-            (shift >= 3.0 && change >= 0.1 * b.value.abs()).then(|| MetricShift {
-                service: key.0.clone(),
-                metric: key.1.clone(),
-                before: b.value,
-                after: a.value,
-                shift,
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| b.shift.total_cmp(&a.shift));
-    out.truncate(MAX_EVIDENCE);
-    out
 }

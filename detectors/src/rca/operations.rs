@@ -40,6 +40,9 @@ pub type Operations = BTreeMap<(String, String), OperationStats>;
 
 /// The SQL giving every operation's figures in `w`. CONSUMER children are asynchronous (they
 /// handle a message after the producer span ended), so they do not count against the parent.
+/// A CLIENT span whose callee is instrumented has no self time: what it spends outside the
+/// callee's SERVER span is the network's and the callee's (`rca::network` measures it), not
+/// the caller's.
 pub fn operations_sql(w: Window) -> Sql {
     sql!(
         "WITH s AS (SELECT trace_id, span_id, parent_span_id, service_name, span_name, \
@@ -48,7 +51,8 @@ pub fn operations_sql(w: Window) -> Sql {
                   sum(CASE WHEN status_code = {} THEN 1 ELSE 0 END) AS child_errors \
                FROM s WHERE span_kind <> {} AND parent_span_id <> '' GROUP BY 1, 2), \
          o AS (SELECT s.service_name, s.span_name, s.trace_id, \
-                  greatest(s.duration_ns - coalesce(c.child_ns, 0), 0) AS self_ns, \
+                  CASE WHEN s.span_kind = {} AND c.child_ns IS NOT NULL THEN 0 \
+                       ELSE greatest(s.duration_ns - coalesce(c.child_ns, 0), 0) END AS self_ns, \
                   CASE WHEN s.status_code = {} AND coalesce(c.child_errors, 0) = 0 \
                        THEN 1 ELSE 0 END AS own_error \
                FROM s LEFT JOIN c ON s.trace_id = c.trace_id AND s.span_id = c.parent_span_id) \
@@ -61,6 +65,7 @@ pub fn operations_sql(w: Window) -> Sql {
         w.sql(),
         StatusCode::Error,
         SpanKind::Consumer,
+        SpanKind::Client,
         StatusCode::Error
     )
 }

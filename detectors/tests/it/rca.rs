@@ -1,14 +1,18 @@
 //! Root-cause ranking on synthetic traffic: order calls payment (which calls a card processor)
-//! and inventory. In the anomaly window one thing changes; the service where it changed must
-//! come first, not the callers waiting on it, with the attribute that marks the bad spans.
+//! and inventory, and payment and inventory log a line per call. In the anomaly window one
+//! thing changes, in spans, in logs or in the network; the service where it changed must come
+//! first, not the callers waiting on it, with the evidence that shows it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use vigil_detectors::rca::{RcaWindows, Report, analyse};
-use vigil_store::Store;
+use arrow::array::{Int32Array, RecordBatch};
+use vigil_detectors::rca::{Cause, RcaWindows, Report, analyse};
 use vigil_store::query::Window;
 use vigil_store::rows::SpanRow;
+use vigil_store::{Signal, Store};
 
+use crate::fixtures::{attrs, batch, texts, times};
 use crate::spans::store_with;
 
 const T0: i64 = 1_800_000_000_000_000_000;
@@ -21,7 +25,23 @@ struct Change {
     payment_ms: i64,
     /// Whether inventory's handler fails.
     inventory_fails: bool,
+    /// Whether inventory's handler hits (and logs) an exception, its span still OK.
+    inventory_throws: bool,
+    /// Whether payment logs that the order it was sent fails validation.
+    payment_rejects: bool,
+    /// Extra network time between order and inventory, ms, both ways.
+    inventory_network_ms: i64,
 }
+
+/// One log line: service, severity number, body, trace and span, and attributes.
+type Line = (
+    &'static str,
+    i32,
+    String,
+    String,
+    String,
+    Vec<(&'static str, &'static str)>,
+);
 
 /// One checkout at `t`: order SERVER → (payment CLIENT → payment SERVER → card CLIENT) and
 /// (inventory CLIENT → inventory SERVER).
@@ -54,6 +74,7 @@ fn checkout(i: i64, t: i64, change: Change) -> Vec<SpanRow> {
             }
         };
     let pay_end = 40 * MS + slow;
+    let net = change.inventory_network_ms * MS;
     let mut spans = vec![
         span(
             1,
@@ -62,7 +83,7 @@ fn checkout(i: i64, t: i64, change: Change) -> Vec<SpanRow> {
             "SERVER",
             "POST /orders",
             0,
-            pay_end + 30 * MS,
+            pay_end + 30 * MS + net,
         ),
         span(
             2,
@@ -82,7 +103,7 @@ fn checkout(i: i64, t: i64, change: Change) -> Vec<SpanRow> {
             "CLIENT",
             "call inventory",
             pay_end + 5 * MS,
-            pay_end + 25 * MS,
+            pay_end + 25 * MS + net,
         ),
         span(
             6,
@@ -90,8 +111,8 @@ fn checkout(i: i64, t: i64, change: Change) -> Vec<SpanRow> {
             "inventory",
             "SERVER",
             "reserve",
-            pay_end + 6 * MS,
-            pay_end + 24 * MS,
+            pay_end + 6 * MS + net / 2,
+            pay_end + 24 * MS + net / 2,
         ),
     ];
     if change.inventory_fails && i % 3 == 0 {
@@ -102,8 +123,94 @@ fn checkout(i: i64, t: i64, change: Change) -> Vec<SpanRow> {
     spans
 }
 
+/// What payment and inventory log in checkout `i` at `t`.
+fn lines(i: i64, t: i64, change: Change) -> Vec<(i64, Line)> {
+    let trace_id = format!("{i:032x}");
+    let span = |n: i64| format!("{:016x}", i * 16 + n);
+    let line = |service, severity, body: String, n, attributes| {
+        (
+            service,
+            severity,
+            body,
+            trace_id.clone(),
+            span(n),
+            attributes,
+        )
+    };
+    let mut out = vec![
+        (
+            t + 10 * MS,
+            line("payment", 9, format!("charged order {i}"), 3, vec![]),
+        ),
+        (
+            t + 50 * MS,
+            line(
+                "inventory",
+                9,
+                format!("reserved stock for order {i}"),
+                6,
+                vec![],
+            ),
+        ),
+    ];
+    if change.inventory_throws && i % 2 == 0 {
+        out.push((
+            t + 51 * MS,
+            line(
+                "inventory",
+                17,
+                format!("unexpected exception in reserve, serving the fallback: cache entry {i} was null"),
+                6,
+                vec![("exception.type", "NullPointerException")],
+            ),
+        ));
+    }
+    if change.payment_rejects && i % 2 == 0 {
+        out.push((
+            t + 11 * MS,
+            line(
+                "payment",
+                13,
+                format!("validation failed for order {i}: amount does not match the items' total"),
+                3,
+                vec![],
+            ),
+        ));
+    }
+    out
+}
+
+fn logs_batch(lines: &[(i64, Line)]) -> RecordBatch {
+    let n = lines.len();
+    let col = |f: fn(&Line) -> &str| lines.iter().map(|(_, l)| f(l)).collect::<Vec<_>>();
+    batch(
+        Signal::Logs,
+        n,
+        vec![
+            (
+                "time",
+                times(&lines.iter().map(|l| l.0).collect::<Vec<_>>()),
+            ),
+            ("service_name", texts(&col(|l| l.0))),
+            (
+                "severity_number",
+                Arc::new(Int32Array::from(
+                    lines.iter().map(|l| l.1.1).collect::<Vec<_>>(),
+                )),
+            ),
+            ("body", texts(&col(|l| &l.2))),
+            ("trace_id", texts(&col(|l| &l.3))),
+            ("span_id", texts(&col(|l| &l.4))),
+            (
+                "attributes",
+                attrs(&lines.iter().map(|l| l.1.5.clone()).collect::<Vec<_>>()),
+            ),
+        ],
+    )
+}
+
 async fn store(change: Change) -> (tempfile::TempDir, Store) {
-    let mut rows = Vec::new();
+    let (mut rows, mut logged) = (Vec::new(), Vec::new());
     for i in 0..120 {
         // Baseline: the 10 minutes before T0; anomaly window: the 5 minutes after.
         let (t, c) = if i < 60 {
@@ -112,8 +219,14 @@ async fn store(change: Change) -> (tempfile::TempDir, Store) {
             (T0 + (i - 60) * 5 * SEC, change)
         };
         rows.extend(checkout(i, t, c));
+        logged.extend(lines(i, t, c));
     }
-    store_with(&rows).await
+    let (dir, store) = store_with(&rows).await;
+    store
+        .append(Signal::Logs, logs_batch(&logged))
+        .await
+        .unwrap();
+    (dir, store)
 }
 
 fn windows() -> RcaWindows {
@@ -202,4 +315,65 @@ async fn the_service_whose_own_spans_fail_is_blamed_not_the_callers_that_saw_the
 async fn nothing_changed_means_no_suspects() {
     let (_dir, _store, report) = report(Change::default()).await;
     assert!(report.suspects.is_empty(), "{report:#?}");
+}
+
+#[tokio::test]
+async fn an_exception_only_the_logs_show_is_blamed_on_the_service_that_logged_it() {
+    let (_dir, _store, report) = report(Change {
+        inventory_throws: true,
+        ..Change::default()
+    })
+    .await;
+    let first = &report.suspects[0];
+    assert_eq!(first.service, "inventory", "{report:#?}");
+    assert_eq!(first.cause, Cause::Errors, "{first:#?}");
+    assert!(
+        first.contributions.logs > 1.0 && first.contributions.spans == 0.0,
+        "{first:#?}"
+    );
+    assert!(
+        first.log_patterns[0].contains("unexpected exception"),
+        "{first:#?}"
+    );
+    assert_eq!(report.log_patterns[0].severity, "error");
+    assert_eq!(report.suspects.len(), 1, "{report:#?}");
+}
+
+#[tokio::test]
+async fn input_rejected_downstream_is_blamed_on_the_sender() {
+    let (_dir, _store, report) = report(Change {
+        payment_rejects: true,
+        ..Change::default()
+    })
+    .await;
+    let first = &report.suspects[0];
+    assert_eq!(
+        first.service, "order",
+        "payment rejects what order sent: {report:#?}"
+    );
+    assert_eq!(first.cause, Cause::Logic, "{first:#?}");
+    assert!(
+        first.reasons[0].starts_with("payment rejects its output"),
+        "{first:#?}"
+    );
+    assert_eq!(report.log_patterns[0].service, "payment");
+    assert_eq!(report.log_patterns[0].blamed, "order");
+}
+
+#[tokio::test]
+async fn a_slower_network_is_blamed_on_the_service_waited_for_not_the_caller() {
+    let (_dir, _store, report) = report(Change {
+        inventory_network_ms: 60,
+        ..Change::default()
+    })
+    .await;
+    let first = &report.suspects[0];
+    assert_eq!(first.service, "inventory", "{report:#?}");
+    assert_eq!(first.cause, Cause::Network, "{first:#?}");
+    assert!(first.contributions.network > 2.0, "{first:#?}");
+    assert!(first.reasons[0].contains("from order"), "{first:#?}");
+    assert!(
+        report.suspects.iter().all(|s| s.service != "order"),
+        "{report:#?}"
+    );
 }

@@ -90,7 +90,7 @@ async fn on_order<B: Bus>(ctx: Ctx<B>, inventory: Inventory, event: Event) -> Re
     if event.event_type != EventType::OrderPlaced {
         return Ok(());
     }
-    let payload = SagaPayload::of(&event)?;
+    let payload = SagaPayload::receive(&ctx, &event)?;
     let order = &payload.order;
     // Err: the database did not answer, so the event is retried; Ok(Err): out of stock.
     let reserved = ctx
@@ -112,7 +112,7 @@ async fn on_payment<B: Bus>(ctx: Ctx<B>, inventory: Inventory, event: Event) -> 
     if event.event_type != EventType::PaymentFailed {
         return Ok(());
     }
-    let payload = SagaPayload::of(&event)?;
+    let payload = SagaPayload::receive(&ctx, &event)?;
     let order_id = &payload.order.order_id;
     if !ctx
         .call(&STOCK_DB, || Ok(inventory.release(order_id)))

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use opentelemetry::baggage::BaggageExt as _;
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::logs::Severity;
+use opentelemetry::trace::{SpanKind, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 
 use crate::bus::{Bus, BusError, CORRELATION_ID, Message};
@@ -84,28 +85,76 @@ impl SagaPayload {
             .map_err(|e| format!("{:?} payload: {e}", event.event_type))
     }
 
+    /// Reads the payload of `event` as its consumer does, checking it: an amount its items do
+    /// not add up to (a producer's wrong result) is logged as a validation warning and
+    /// replaced by the items' total.
+    pub fn receive<B>(ctx: &Ctx<B>, event: &Event) -> Result<SagaPayload, String> {
+        let mut payload = SagaPayload::of(event)?;
+        let total = items_total(&payload.order.items);
+        if payload.order.amount_cents != total {
+            ctx.telemetry.log(
+                &Context::current(),
+                Severity::Warn,
+                format!(
+                    "validation failed for {:?} {}: amount_cents {} does not match the items' total {}; using the items' total",
+                    event.event_type, event.event_id, payload.order.amount_cents, total
+                ),
+                &event.correlation_id,
+                &[("event.type", format!("{:?}", event.event_type))],
+            );
+            payload.order.amount_cents = total;
+        }
+        Ok(payload)
+    }
+
     /// As an event payload.
     pub fn to_json(&self) -> Result<serde_json::Value, String> {
         serde_json::to_value(self).map_err(|e| e.to_string())
     }
 }
 
+/// What `items` cost, in cents.
+pub fn items_total(items: &[Item]) -> u64 {
+    items
+        .iter()
+        .map(|i| u64::from(i.qty).saturating_mul(i.unit_price_cents))
+        .sum()
+}
+
+/// `event` as a producer with a wrong result sends it: the amount off by a decimal place.
+fn miscomputed(event: &Event) -> Event {
+    let mut wrong = event.clone();
+    if let Some(amount) = wrong.payload.pointer_mut("/order/amount_cents")
+        && let Some(cents) = amount.as_u64()
+    {
+        *amount = serde_json::json!(cents.saturating_mul(10));
+    }
+    wrong
+}
+
 /// Publishes `event` to its topic in a PRODUCER span (child of the current context), keyed
 /// by its correlation id so a saga's events keep their order, with the span's trace context
 /// and the correlation id (also as baggage) in the headers.
 pub async fn emit<B: Bus>(ctx: &Ctx<B>, event: &Event) -> Result<(), String> {
+    let wrong;
+    let event = if ctx.chaos.wrong_result(ctx.service()) {
+        wrong = miscomputed(event);
+        &wrong
+    } else {
+        event
+    };
     let topic = event.event_type.topic();
     let tracer = ctx.telemetry.tracer();
     let span = tracer
         .span_builder(format!("send {topic}"))
         .with_kind(SpanKind::Producer)
-        .with_attributes(vec![
+        .with_attributes(ctx.telemetry.span_attributes(vec![
             KeyValue::new("messaging.operation.type", "send"),
             KeyValue::new("messaging.destination.name", topic),
             KeyValue::new("messaging.message.id", event.event_id.clone()),
             KeyValue::new("correlation_id", event.correlation_id.clone()),
             KeyValue::new("event.type", format!("{:?}", event.event_type)),
-        ])
+        ]))
         .start_with_context(tracer, &Context::current());
     let cx = Context::current_with_span(span).with_baggage(vec![KeyValue::new(
         CORRELATION_ID,
@@ -140,7 +189,7 @@ pub async fn emit<B: Bus>(ctx: &Ctx<B>, event: &Event) -> Result<(), String> {
     }
     .await;
     if let Err(e) = &published {
-        cx.span().set_status(Status::error(e.clone()));
+        ctx.telemetry.fail(&cx.span(), e.clone());
     }
     cx.span().end();
     published

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::trace::{SpanKind, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 use serde::Serialize;
 
@@ -14,7 +14,9 @@ use crate::consumer::RetryPolicy;
 use crate::ctx::Dependency;
 use crate::event::{Event, EventType, new_id};
 
-use super::{Consumer, Ctx, Order, OrderRequest, SagaPayload, emit, next_event, spawn_consumer};
+use super::{
+    Consumer, Ctx, Order, OrderRequest, SagaPayload, emit, items_total, next_event, spawn_consumer,
+};
 
 /// The order service's database.
 pub const ORDER_DB: Dependency = Dependency {
@@ -75,22 +77,23 @@ pub async fn place<B: Bus>(
     request: OrderRequest,
 ) -> Result<String, String> {
     let order_id = format!("ord-{}", &new_id()[..16]);
+    ctx.arrive(PLACE).await;
     let tracer = ctx.telemetry.tracer();
     let span = tracer
         .span_builder(PLACE)
         .with_kind(SpanKind::Server)
-        .with_attributes(vec![
+        .with_attributes(ctx.telemetry.span_attributes(vec![
             KeyValue::new("rpc.system", "in-process"),
             KeyValue::new("rpc.method", "place"),
             KeyValue::new("correlation_id", order_id.clone()),
-        ])
+        ]))
         .start_with_context(tracer, &Context::current());
     let cx = Context::current_with_span(span);
     let placed = record_and_emit(ctx, orders, request, order_id)
         .with_context(cx.clone())
         .await;
     if let Err(e) = &placed {
-        cx.span().set_status(Status::error(e.clone()));
+        ctx.telemetry.fail(&cx.span(), e.clone());
     }
     cx.span().end();
     placed
@@ -102,11 +105,7 @@ async fn record_and_emit<B: Bus>(
     request: OrderRequest,
     order_id: String,
 ) -> Result<String, String> {
-    let amount_cents = request
-        .items
-        .iter()
-        .map(|i| u64::from(i.qty).saturating_mul(i.unit_price_cents))
-        .sum();
+    let amount_cents = items_total(&request.items);
     let order = Order {
         order_id: order_id.clone(),
         customer_id: request.customer_id,
@@ -135,7 +134,7 @@ async fn on_event<B: Bus>(ctx: Ctx<B>, orders: Orders, event: Event) -> Result<(
         EventType::InventoryFailed | EventType::InventoryReleased => EventType::OrderCancelled,
         _ => return Ok(()),
     };
-    let payload = SagaPayload::of(&event)?;
+    let payload = SagaPayload::receive(&ctx, &event)?;
     let status = if next == EventType::OrderCompleted {
         OrderStatus::Completed
     } else if payload.reason.is_empty() {

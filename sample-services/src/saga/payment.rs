@@ -37,7 +37,7 @@ async fn handle<B: Bus>(ctx: Ctx<B>, event: Event) -> Result<(), String> {
     if event.event_type != EventType::InventoryReserved {
         return Ok(());
     }
-    let payload = SagaPayload::of(&event)?;
+    let payload = SagaPayload::receive(&ctx, &event)?;
     let authorized = ctx
         .call(&CARD_PROCESSOR, || Ok(authorize(&payload)))
         .await?;

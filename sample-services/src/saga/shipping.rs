@@ -20,7 +20,7 @@ async fn handle<B: Bus>(ctx: Ctx<B>, event: Event) -> Result<(), String> {
     if event.event_type != EventType::PaymentProcessed {
         return Ok(());
     }
-    let payload = SagaPayload::of(&event)?;
+    let payload = SagaPayload::receive(&ctx, &event)?;
     ctx.call(&CARRIER_API, || Ok(())).await?;
     emit(
         &ctx,

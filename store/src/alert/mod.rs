@@ -11,6 +11,13 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// Annotation of a firing alert: its likeliest causes, one line per suspect, strongest first.
+pub const RCA_SUSPECTS: &str = "rca_suspects";
+/// Annotation of a firing alert: the address of its full root-cause report.
+pub const RCA_REPORT_URL: &str = "rca_report_url";
+/// Annotation of a firing alert: the address of the first suspect's exemplar trace.
+pub const RCA_TRACE_URL: &str = "rca_trace_url";
+
 /// Label name → value; ordered, so equal sets compare and hash equally.
 pub type Labels = BTreeMap<String, String>;
 
