@@ -10,8 +10,9 @@
 //!   shipping, CPU contention on order, which only logs, metrics and timings show.
 //!
 //! It prints a table per set. Ten rounds of a set take about 45 minutes (`VIGIL_RCA_ROUNDS`
-//! sets how many), so they run on demand:
-//! `cargo test --test rca_accuracy -- --ignored --nocapture`.
+//! sets how many). And fault-free: over 30 minutes of steady load (`VIGIL_RCA_QUIET_MINUTES`),
+//! 20 windows analysed at random moments must report no suspect in at least 19. They all
+//! run on demand: `cargo test --test rca_accuracy -- --ignored --nocapture`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -308,4 +309,70 @@ fn rounds_of(faults: &[Fault], extra: &[&str]) -> Vec<Vec<Outcome>> {
     }
     load.join().unwrap();
     outcomes
+}
+
+/// How many fault-free windows are analysed.
+const QUIET_WINDOWS: usize = 20;
+
+#[test]
+#[ignore = "runs for about 30 minutes; run on demand"]
+fn nothing_changed_means_nothing_reported() {
+    let minutes: u64 = std::env::var("VIGIL_RCA_QUIET_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(30);
+    let dir = tempfile::tempdir().unwrap();
+    let vigil = Vigil::demo(
+        &dir.path().join("data"),
+        &["--metric-interval", "1s"],
+        &FAST_EXPORT,
+    );
+    let gateway = vigil.gateway.clone().unwrap();
+    let total = Duration::from_secs(minutes * 60);
+    let load = steady_load(&gateway, 20, &format!("{}s", total.as_secs() + 30));
+    let began = Instant::now();
+    // One window at a random moment of each of QUIET_WINDOWS slots after the first minute (a
+    // seeded xorshift: the seed is printed, so a run can be repeated).
+    let warm = Duration::from_secs(60);
+    let slot = total.saturating_sub(warm) / QUIET_WINDOWS as u32;
+    let mut seed: u64 = Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64 | 1;
+    eprintln!("seed {seed}");
+    let mut random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % 1_000) as f64 / 1_000.0
+    };
+    let mut reported = Vec::new();
+    for i in 0..QUIET_WINDOWS {
+        let at = warm + slot * i as u32 + slot.mul_f64(random());
+        std::thread::sleep(at.saturating_sub(began.elapsed()));
+        let end = Utc::now() - chrono::Duration::from_std(SETTLE).unwrap();
+        let start = end - chrono::Duration::seconds(FAULT_SECS as i64);
+        let (status, report) = get_json(&format!(
+            "http://{}/api/v1/rca?start={}&end={}&baseline_start={}&baseline_end={}",
+            vigil.api,
+            time(start),
+            time(end),
+            time(start - BASELINE),
+            time(start)
+        ));
+        assert_eq!(status, 200, "{report}");
+        let first = Named::of(&report["suspects"][0]);
+        eprintln!("window {}: first suspect {first}", i + 1);
+        if first.score > 0.0 {
+            reported.push(first.to_string());
+        }
+    }
+    println!(
+        "fault-free: {} of {QUIET_WINDOWS} windows reported a suspect: {}",
+        reported.len(),
+        reported.join("; ")
+    );
+    assert!(
+        reported.len() * 20 <= QUIET_WINDOWS,
+        "{} of {QUIET_WINDOWS} fault-free windows reported a suspect",
+        reported.len()
+    );
+    load.join().unwrap();
 }

@@ -52,6 +52,9 @@ const MIN_LATENCY_CHANGE: f64 = 0.005;
 const MIN_ERRORS: f64 = 3.0;
 /// Suspects returned.
 const MAX_SUSPECTS: usize = 10;
+/// Lowest score reported: below it, what changed is within what steady traffic does from one
+/// window to the next (one signal's weak evidence: a 1.5× self time, an INFO pattern tripling).
+pub const REPORT_THRESHOLD: f64 = 1.0;
 /// Suspects whose attributes are examined.
 const ATTRIBUTE_SUSPECTS: usize = 3;
 /// Log patterns and metric shifts returned.
@@ -182,8 +185,10 @@ impl Suspect {
 /// What changed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Report {
-    /// Suspects, likeliest first.
+    /// Suspects scoring at least `threshold`, likeliest first; none when nothing changed.
     pub suspects: Vec<Suspect>,
+    /// The lowest score reported ([`REPORT_THRESHOLD`]).
+    pub threshold: f64,
     /// Attribute values over-represented among the top suspects' slow or failed spans.
     pub attributes: Vec<AttributeValue>,
     /// New or surging log patterns, strongest first.
@@ -288,7 +293,7 @@ pub async fn analyse(
             s.score = s.contributions.total();
             s
         })
-        .filter(|s| s.score > 0.0)
+        .filter(|s| s.score >= REPORT_THRESHOLD)
         .collect();
     ranked.sort_by(|a, b| {
         b.score
@@ -313,6 +318,7 @@ pub async fn analyse(
     metrics.truncate(MAX_EVIDENCE);
     Ok(Report {
         suspects: ranked,
+        threshold: REPORT_THRESHOLD,
         attributes,
         log_patterns,
         metrics,
