@@ -173,6 +173,20 @@ fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// The report of `GET /api/v1/rca` over `start`..`end` against the half minute before.
+fn analysis(vigil: &Vigil, start: DateTime<Utc>, end: DateTime<Utc>) -> Value {
+    let (status, report) = get_json(&format!(
+        "http://{}/api/v1/rca?start={}&end={}&baseline_start={}&baseline_end={}",
+        vigil.api,
+        time(start),
+        time(end),
+        time(start - BASELINE),
+        time(start)
+    ));
+    assert_eq!(status, 200, "{report}");
+    report
+}
+
 /// Injects `fault`, waits it out, and asks what changed over its window.
 fn run(vigil: &Vigil, gateway: &str, fault: &Fault) -> Outcome {
     let lasting = format!("{FAULT_SECS}s");
@@ -184,15 +198,7 @@ fn run(vigil: &Vigil, gateway: &str, fault: &Fault) -> Outcome {
         fault_time(vigil, id, "start"),
         fault_time(vigil, id, "stop"),
     );
-    let (status, report) = get_json(&format!(
-        "http://{}/api/v1/rca?start={}&end={}&baseline_start={}&baseline_end={}",
-        vigil.api,
-        time(start),
-        time(end),
-        time(start - BASELINE),
-        time(start)
-    ));
-    assert_eq!(status, 200, "{report}");
+    let report = analysis(vigil, start, end);
     let first = &report["suspects"][0];
     let suspects = report["suspects"].as_array().cloned().unwrap_or_default();
     Outcome {
@@ -349,15 +355,7 @@ fn nothing_changed_means_nothing_reported() {
         std::thread::sleep(at.saturating_sub(began.elapsed()));
         let end = Utc::now() - chrono::Duration::from_std(SETTLE).unwrap();
         let start = end - chrono::Duration::seconds(FAULT_SECS as i64);
-        let (status, report) = get_json(&format!(
-            "http://{}/api/v1/rca?start={}&end={}&baseline_start={}&baseline_end={}",
-            vigil.api,
-            time(start),
-            time(end),
-            time(start - BASELINE),
-            time(start)
-        ));
-        assert_eq!(status, 200, "{report}");
+        let report = analysis(&vigil, start, end);
         let first = Named::of(&report["suspects"][0]);
         eprintln!("window {}: first suspect {first}", i + 1);
         if first.score > 0.0 {
