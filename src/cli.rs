@@ -9,7 +9,7 @@ use vigil_store::units::{ByteSize, HumanDuration};
 
 /// Vigil: an OpenTelemetry-native observability pipeline. OTLP in, SQL out.
 #[derive(Debug, Parser)]
-#[command(name = "vigil", version, about, long_about = None)]
+#[command(name = "vigil", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -151,7 +151,15 @@ pub struct DemoArgs {
     /// Vigil's own settings, as for `vigil serve`.
     #[command(flatten)]
     pub serve: ServeArgs,
-    /// The broker the services talk over.
+    /// The sample workload: the event-driven order saga, or a generated call graph of
+    /// synchronous services (`--topology`).
+    #[arg(long, value_enum, default_value_t = Workload::Saga)]
+    pub workload: Workload,
+    /// The call graph's topology file, for `--workload graph` (default: the built-in web shop,
+    /// `config/topology/shop.yaml`).
+    #[arg(long)]
+    pub topology: Option<PathBuf>,
+    /// The broker the saga's services talk over.
     #[arg(long, env = "VIGIL_BROKER", value_enum, default_value_t = Broker::Memory)]
     pub broker: Broker,
     /// NATS server URL, for `--broker nats`.
@@ -160,7 +168,7 @@ pub struct DemoArgs {
     /// Listen address of the sample services' gateway and admin API.
     #[arg(long, default_value = "127.0.0.1:8081")]
     pub gateway_addr: SocketAddr,
-    /// Orders per second of steady load (0 for none).
+    /// Requests (orders, for the saga) per second of steady load (0 for none).
     #[arg(long, default_value_t = 20.0)]
     pub rate: f64,
     /// Start a fault this often (the scripted scenario); `0s` for no faults.
@@ -181,6 +189,15 @@ pub struct DemoArgs {
     /// starting Vigil in this process; Vigil's own settings are then unused.
     #[arg(long)]
     pub otlp_endpoint: Option<String>,
+}
+
+/// The sample workloads `vigil demo` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// The order saga: services exchanging events over a broker, behind an HTTP gateway.
+    Saga,
+    /// A generated call graph of synchronous services, from a topology file.
+    Graph,
 }
 
 /// Message brokers the sample services can use.
@@ -283,7 +300,8 @@ pub enum ChaosWhat {
         #[arg(long)]
         rate: f64,
     },
-    /// Stop the service's consumers from taking messages (lag grows).
+    /// Stop the service's consumers from taking messages (lag grows); on the call graph,
+    /// hang its handlers until their callers give up.
     Stall {
         #[command(flatten)]
         target: FaultTarget,
@@ -317,7 +335,8 @@ pub enum ChaosWhat {
         #[arg(long, default_value_t = 0.3)]
         rate: f64,
     },
-    /// Make a share of the service's published events carry a wrong amount, without error.
+    /// Make a share of the service's results wrong, without error: the events it publishes
+    /// (a wrong amount), the answers it returns on the call graph.
     WrongResult {
         #[command(flatten)]
         target: FaultTarget,

@@ -14,6 +14,11 @@ fn the_example_rules_pass() {
         out.trim(),
         "config/rules/sample-services.yaml: ok (5 groups, 11 rules, 2 SLOs)"
     );
+    let out = vigil_cli(&["rules", "check", "config/rules/shop-graph.yaml"]);
+    assert_eq!(
+        out.trim(),
+        "config/rules/shop-graph.yaml: ok (3 groups, 4 rules, 1 SLOs)"
+    );
 }
 
 #[test]

@@ -104,10 +104,7 @@ pub fn annotations(report: &Report, alert: &Alert, external_url: &str) -> Labels
         } else {
             format!(" `{}`", s.operation)
         };
-        let cause = serde_json::to_value(s.cause)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let cause = s.cause.as_str();
         let _ = write!(
             suspects,
             "{}{}. {}{operation} — {cause} (score {:.1}): {}",

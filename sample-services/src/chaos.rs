@@ -37,7 +37,8 @@ pub enum FaultKind {
         /// Share of calls that fail.
         rate: f64,
     },
-    /// The service's consumers stop taking messages; their lag grows.
+    /// The service's consumers stop taking messages; their lag grows. A synchronous service's
+    /// handlers hang until their callers give up.
     Stall {},
     /// A fraction `rate` of the events the service publishes are published twice, as a
     /// producer retrying after a lost acknowledgement would.
@@ -60,8 +61,9 @@ pub enum FaultKind {
         /// Share of calls that throw.
         rate: f64,
     },
-    /// A fraction `rate` of the events the service publishes carry a wrong value (an amount
-    /// its items do not add up to), with no error; the consumers notice and log it.
+    /// A fraction `rate` of the events the service publishes (or answers it returns) carry a
+    /// wrong value (an amount its items do not add up to), with no error; the consumers (or
+    /// callers) notice and log it.
     WrongResult {
         /// Share of events that are wrong.
         rate: f64,

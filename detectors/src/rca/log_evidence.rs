@@ -1,7 +1,8 @@
 //! What the logs say changed: patterns new or surging against the baseline, each scored by
 //! how much it grew and how severe it is (errors and exceptions most), and blamed on the
 //! service that logged it, or, when the pattern rejects its input (a validation failure), on
-//! the service that sent that input: the service of the logging span's parent.
+//! the service that sent that input: the service of the logging span's parent, or of the
+//! callee under it when the caller rejects a response.
 
 use std::collections::BTreeSet;
 
@@ -10,7 +11,7 @@ use vigil_store::Session;
 
 use crate::eval::EvalError;
 use crate::rca::patterns::{PatternCount, pattern_of_body, patterns};
-use vigil_store::query::{Severity, Window, floats, lit, strings, text};
+use vigil_store::query::{Severity, SpanKind, Window, floats, lit, strings, text};
 use vigil_store::sql;
 
 /// Records added to both windows' counts before their rates are compared: a pattern going
@@ -75,18 +76,25 @@ pub fn rejects_input(pattern: &str) -> bool {
     REJECTION.iter().any(|w| lower.contains(w))
 }
 
-/// Patterns at least [`SURGE`] times as frequent in `window` as in `baseline` (or new, of a
-/// service that logged in the baseline), of services `in_scope`, strongest first.
+/// Patterns at least [`SURGE`] times as frequent in `window` as in `baseline` (or new), of
+/// services `in_scope` that were running in the baseline (`ran`: they had spans then, or
+/// logged), strongest first.
 pub async fn log_surges(
     ctx: &Session,
     window: Window,
     baseline: Window,
+    ran: &BTreeSet<&str>,
     in_scope: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Vec<LogSurge>, EvalError> {
     let (after, before) = (patterns(ctx, window).await?, patterns(ctx, baseline).await?);
     let (secs_after, secs_before) = (window.seconds().max(1.0), baseline.seconds().max(1.0));
-    // A service that logged nothing in the baseline is new, not its patterns.
-    let known: BTreeSet<&str> = before.keys().map(|(svc, _)| svc.as_str()).collect();
+    // A service that did not run in the baseline is new, not its patterns; one that ran
+    // without logging is not (its first errors are news).
+    let known: BTreeSet<&str> = before
+        .keys()
+        .map(|(svc, _)| svc.as_str())
+        .chain(ran.iter().copied())
+        .collect();
     let mut out = Vec::new();
     for ((service, pattern), a) in after {
         if !in_scope(&service) || !known.contains(service.as_str()) || a.count < MIN_RECORDS {
@@ -126,8 +134,10 @@ pub async fn log_surges(
     Ok(out)
 }
 
-/// The other service that sent most of the inputs `service` logged `pattern` about: the
-/// service of the parent span of each record's span.
+/// The other service that sent most of the inputs `service` logged `pattern` about: for a
+/// record in a CLIENT span (a response the caller rejects), the service of the span under
+/// it (the callee's); otherwise the service of its span's parent (who sent the request or
+/// message).
 async fn sender(
     ctx: &Session,
     w: Window,
@@ -139,20 +149,30 @@ async fn sender(
         end: w.end,
     };
     let sql = sql!(
-        "SELECT p.service_name AS sender, count(*) AS n \
-         FROM (SELECT trace_id, span_id FROM logs \
-               WHERE {} AND service_name = {} AND {} = {}) l \
-         JOIN (SELECT trace_id, span_id, parent_span_id FROM spans WHERE {}) s \
-           ON l.trace_id = s.trace_id AND l.span_id = s.span_id \
-         JOIN (SELECT trace_id, span_id, service_name FROM spans WHERE {}) p \
-           ON s.trace_id = p.trace_id AND s.parent_span_id = p.span_id \
-         WHERE p.service_name <> {} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1",
+        "WITH l AS (SELECT trace_id, span_id FROM logs \
+                    WHERE {} AND service_name = {} AND {} = {}), \
+         s AS (SELECT trace_id, span_id, parent_span_id, span_kind FROM spans WHERE {}), \
+         o AS (SELECT trace_id, span_id, parent_span_id, service_name FROM spans WHERE {}), \
+         senders AS ( \
+           SELECT p.service_name FROM l \
+             JOIN s ON l.trace_id = s.trace_id AND l.span_id = s.span_id \
+             JOIN o p ON s.trace_id = p.trace_id AND s.parent_span_id = p.span_id \
+           WHERE s.span_kind <> {} \
+           UNION ALL \
+           SELECT k.service_name FROM l \
+             JOIN s ON l.trace_id = s.trace_id AND l.span_id = s.span_id \
+             JOIN o k ON s.trace_id = k.trace_id AND k.parent_span_id = s.span_id \
+           WHERE s.span_kind = {}) \
+         SELECT service_name AS sender, count(*) AS n FROM senders \
+         WHERE service_name <> {} GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1",
         w.sql(),
         lit(service),
         pattern_of_body(),
         lit(pattern),
         w.sql(),
         wider.sql(),
+        SpanKind::Client,
+        SpanKind::Client,
         lit(service)
     );
     for b in ctx.fetch(&sql).await? {

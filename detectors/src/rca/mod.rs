@@ -12,7 +12,9 @@
 //!
 //! Each signal's score is the log of how much its figure grew (weighted by how specific the
 //! signal is), so they add up on one scale; a suspect's score is their sum, and its likely
-//! cause is the kind of its largest part. Each suspect carries its numbers before and after,
+//! cause is the kind of its largest part. Then suspects whose symptoms a neighbour on the
+//! call graph explains (callers of a failing service, consumers of one that stopped
+//! sending) are demoted ([`propagation`]). Each suspect carries its numbers before and after,
 //! exemplar traces and the evidence around it: attribute values over-represented among its
 //! slow or failed spans, its log patterns and its shifted metric series.
 
@@ -22,6 +24,7 @@ pub mod metric_shifts;
 pub mod network;
 pub mod operations;
 pub mod patterns;
+pub mod propagation;
 pub mod windows;
 
 pub use windows::RcaWindows;
@@ -107,6 +110,20 @@ pub enum Cause {
     Logic,
 }
 
+impl Cause {
+    /// Its name, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Latency => "latency",
+            Cause::Errors => "errors",
+            Cause::Throughput => "throughput",
+            Cause::Network => "network",
+            Cause::Resource => "resource",
+            Cause::Logic => "logic",
+        }
+    }
+}
+
 /// What each signal contributed to a suspect's score.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Contributions {
@@ -133,7 +150,8 @@ pub struct Suspect {
     pub service: String,
     /// Its operation that changed most (empty when its spans did not change).
     pub operation: String,
-    /// How strongly it changed (the larger the likelier): the sum of the contributions.
+    /// How strongly it changed (the larger the likelier): the sum of the contributions, less
+    /// what neighbours that explain its symptoms take (see [`propagation`]).
     pub score: f64,
     /// The likely kind of fault.
     pub cause: Cause,
@@ -271,10 +289,11 @@ pub async fn analyse(
     let in_scope = |svc: &str| scope.as_ref().is_none_or(|s| s.contains(svc));
     let mut suspects: BTreeMap<String, Suspect> = BTreeMap::new();
 
-    blame_spans(ctx, w, &in_scope, &mut suspects).await?;
+    let ran = blame_spans(ctx, w, &in_scope, &mut suspects).await?;
+    let ran: BTreeSet<&str> = ran.iter().map(String::as_str).collect();
     let (after_waits, before_waits) = (waits(ctx, w.window).await?, waits(ctx, w.baseline).await?);
     blame_waits(&before_waits, &after_waits, &in_scope, &mut suspects);
-    let log_patterns = log_surges(ctx, w.window, w.baseline, &in_scope).await?;
+    let log_patterns = log_surges(ctx, w.window, w.baseline, &ran, &in_scope).await?;
     blame_logs(&log_patterns, &in_scope, &mut suspects);
     let (after_levels, before_levels) =
         (levels(ctx, w.window).await?, levels(ctx, w.baseline).await?);
@@ -287,12 +306,22 @@ pub async fn analyse(
         &mut suspects,
     );
 
-    let mut ranked: Vec<Suspect> = suspects
+    let mut scored: Vec<Suspect> = suspects
         .into_values()
         .map(|mut s| {
             s.score = s.contributions.total();
             s
         })
+        .collect();
+    // Every instrumented call and message between services, seen in either window.
+    let edges = after_waits
+        .keys()
+        .chain(before_waits.keys())
+        .cloned()
+        .collect();
+    propagation::demote(&mut scored, &edges, REPORT_THRESHOLD);
+    let mut ranked: Vec<Suspect> = scored
+        .into_iter()
         .filter(|s| s.score >= REPORT_THRESHOLD)
         .collect();
     ranked.sort_by(|a, b| {
@@ -325,13 +354,14 @@ pub async fn analyse(
     })
 }
 
-/// Each service's operation that changed most, with the other operations' reasons folded in.
+/// Each service's operation that changed most, with the other operations' reasons folded in;
+/// returns the services that had spans in the baseline.
 async fn blame_spans(
     ctx: &Session,
     w: RcaWindows,
     in_scope: &(dyn Fn(&str) -> bool + Sync),
     suspects: &mut BTreeMap<String, Suspect>,
-) -> Result<(), EvalError> {
+) -> Result<BTreeSet<String>, EvalError> {
     let (after_ops, before_ops) = (
         operations(ctx, w.window).await?,
         operations(ctx, w.baseline).await?,
@@ -375,7 +405,7 @@ async fn blame_spans(
                 .extend(reasons.into_iter().map(|r| format!("{}: {r}", key.1)));
         }
     }
-    Ok(())
+    Ok(before_ops.into_keys().map(|(service, _)| service).collect())
 }
 
 /// Waits in front of a service that grew, blamed on that service (the strongest pair).
@@ -552,4 +582,23 @@ async fn downstream(
         }
     }
     Ok(seen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cause_names_are_their_serialised_names() {
+        for c in [
+            Cause::Latency,
+            Cause::Errors,
+            Cause::Throughput,
+            Cause::Network,
+            Cause::Resource,
+            Cause::Logic,
+        ] {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+    }
 }

@@ -40,9 +40,10 @@ pub type Operations = BTreeMap<(String, String), OperationStats>;
 
 /// The SQL giving every operation's figures in `w`. CONSUMER children are asynchronous (they
 /// handle a message after the producer span ended), so they do not count against the parent.
-/// A CLIENT span whose callee is instrumented has no self time: what it spends outside the
-/// callee's SERVER span is the network's and the callee's (`rca::network` measures it), not
-/// the caller's.
+/// A CLIENT span whose callee is instrumented has no self time and no own error: what it
+/// spends outside the callee's SERVER span is the network's and the callee's
+/// (`rca::network` measures it), and so is a failure the callee's span does not show (a
+/// timeout waiting on it).
 pub fn operations_sql(w: Window) -> Sql {
     sql!(
         "WITH s AS (SELECT trace_id, span_id, parent_span_id, service_name, span_name, \
@@ -54,6 +55,7 @@ pub fn operations_sql(w: Window) -> Sql {
                   CASE WHEN s.span_kind = {} AND c.child_ns IS NOT NULL THEN 0 \
                        ELSE greatest(s.duration_ns - coalesce(c.child_ns, 0), 0) END AS self_ns, \
                   CASE WHEN s.status_code = {} AND coalesce(c.child_errors, 0) = 0 \
+                        AND NOT (s.span_kind = {} AND c.child_ns IS NOT NULL) \
                        THEN 1 ELSE 0 END AS own_error \
                FROM s LEFT JOIN c ON s.trace_id = c.trace_id AND s.span_id = c.parent_span_id) \
          SELECT service_name, span_name, count(*) AS calls, sum(own_error) AS own_errors, \
@@ -66,7 +68,8 @@ pub fn operations_sql(w: Window) -> Sql {
         StatusCode::Error,
         SpanKind::Consumer,
         SpanKind::Client,
-        StatusCode::Error
+        StatusCode::Error,
+        SpanKind::Client
     )
 }
 
