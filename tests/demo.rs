@@ -4,7 +4,9 @@
 //! services' spans and logs; consumer links resolve; declined payments are compensated; a
 //! payment latency fault raises payment's p95 only; duplicate deliveries are ignored; a
 //! stalled consumer's lag grows and then drains. All of it on the in-process broker and on a
-//! real NATS JetStream server.
+//! real NATS JetStream server. And the generated call graph (`--workload graph`): every
+//! service of its topology reports, one trace crosses the checkout's services, and an error
+//! injected deep in the graph fails the front door's requests.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
@@ -315,4 +317,80 @@ fn demo_on_nats_jetstream() {
     let dir = tempfile::tempdir().unwrap();
     let nats = NatsServer::start(dir.path());
     scenario(&["--broker", "nats", "--nats-url", &nats.url]);
+}
+
+#[test]
+fn demo_runs_a_generated_call_graph() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let flags = [
+        "--workload",
+        "graph",
+        "--rate",
+        "20",
+        "--metric-interval",
+        "1s",
+    ];
+    let vigil = Vigil::demo(dir.path(), &flags, &EXPORT_ENV);
+    let gateway = vigil.gateway.clone().expect("demo prints the gateway");
+    let services = "SELECT count(DISTINCT service_name) FROM spans WHERE span_kind = 'SERVER'";
+    assert!(
+        eventually(Duration::from_secs(30), || vigil.count(services) == 13),
+        "every service of the shop reports: {}",
+        vigil.count(services)
+    );
+    let widest = "SELECT max(n) FROM (SELECT count(DISTINCT service_name) AS n FROM spans \
+                  GROUP BY trace_id)";
+    assert!(
+        eventually(Duration::from_secs(20), || vigil.count(widest) >= 8),
+        "a checkout crosses the graph"
+    );
+    // Every call is a CLIENT span in the caller with the callee's SERVER span under it (a
+    // parent still in its service's export queue is not counted).
+    let parents = |kind: &str| {
+        vigil.count(&format!(
+            "SELECT count(*) FROM spans s JOIN spans p \
+             ON s.trace_id = p.trace_id AND s.parent_span_id = p.span_id \
+             WHERE s.span_kind = 'SERVER' AND p.span_kind {kind} 'CLIENT'"
+        ))
+    };
+    assert!(eventually(Duration::from_secs(20), || parents("=") > 100));
+    assert_eq!(parents("<>"), 0);
+
+    let fault: Value = serde_json::from_str(&vigil_cli(&[
+        "chaos",
+        "--url",
+        &gateway,
+        "errors",
+        "--service",
+        "currency",
+        "--rate",
+        "1",
+        "--for",
+        "5s",
+    ]))
+    .unwrap();
+    assert!(fault["id"].as_u64().is_some(), "{fault}");
+    let failed = |service: &str| {
+        vigil.count(&format!(
+            "SELECT count(*) FROM spans WHERE service_name = '{service}' \
+             AND span_kind = 'SERVER' AND status_code = 'ERROR'"
+        ))
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || failed("frontend") > 0
+            && failed("currency") > 0),
+        "currency's errors reach the front door"
+    );
+    // The failing service logs its error, and so does each caller that passes it on.
+    let logged = |service: &str| {
+        vigil.count(&format!(
+            "SELECT count(*) FROM logs WHERE service_name = '{service}' \
+             AND severity_text = 'ERROR' AND body LIKE '%failed: injected error'"
+        ))
+    };
+    assert!(eventually(Duration::from_secs(10), || logged("currency")
+        > 0
+        && logged("frontend") > 0));
+    vigil.stop();
 }

@@ -349,7 +349,9 @@ fn rounds_of(faults: &[Fault], workload: Workload, extra: &[&str]) -> Vec<Vec<Ou
     let vigil = Vigil::demo(&dir.path().join("data"), &flags, &FAST_EXPORT);
     let gateway = vigil.gateway.clone().unwrap();
     let slot = Duration::from_secs(FAULT_SECS) + QUIET;
-    let total = Duration::from_secs(60) + slot * (faults.len() * rounds) as u32;
+    // The warm-up minute, every slot, and room for the wait for first spans and the last
+    // analysis: the load must outlast the last fault's window.
+    let total = Duration::from_secs(60 + 60) + slot * (faults.len() * rounds) as u32;
     let load = match workload {
         Workload::Saga => Some(steady_load(&gateway, 20, &format!("{}s", total.as_secs()))),
         Workload::Graph => None,

@@ -257,7 +257,10 @@ fn score(
             after.error_rate * 100.0
         ));
     }
-    if calls(b) >= 2.0 * MIN_CALLS && before.rate > 0.0 {
+    // A call to an instrumented service that stopped is the callee's drop too, and counted
+    // there.
+    let reaches = |s: Option<&OperationStats>| s.is_some_and(|s| s.reaches_service);
+    if calls(b) >= 2.0 * MIN_CALLS && before.rate > 0.0 && !reaches(b) && !reaches(a) {
         let drop = 1.0 - after.rate / before.rate;
         if drop >= 0.5 {
             parts.push((2.0 * drop, Cause::Throughput));

@@ -26,6 +26,9 @@ pub struct OperationStats {
     pub slowest_trace: String,
     /// An own error's trace.
     pub error_trace: String,
+    /// A CLIENT operation whose calls reach an instrumented service: the callee's spans
+    /// carry the evidence (its time, errors and calls), not the caller's.
+    pub reaches_service: bool,
 }
 
 impl OperationStats {
@@ -43,7 +46,8 @@ pub type Operations = BTreeMap<(String, String), OperationStats>;
 /// A CLIENT span whose callee is instrumented has no self time and no own error: what it
 /// spends outside the callee's SERVER span is the network's and the callee's
 /// (`rca::network` measures it), and so is a failure the callee's span does not show (a
-/// timeout waiting on it).
+/// timeout waiting on it); such operations are flagged (`reaches_service`) so that their
+/// call rate, which the callee's SERVER spans show too, is not counted twice.
 pub fn operations_sql(w: Window) -> Sql {
     sql!(
         "WITH s AS (SELECT trace_id, span_id, parent_span_id, service_name, span_name, \
@@ -56,19 +60,23 @@ pub fn operations_sql(w: Window) -> Sql {
                        ELSE greatest(s.duration_ns - coalesce(c.child_ns, 0), 0) END AS self_ns, \
                   CASE WHEN s.status_code = {} AND coalesce(c.child_errors, 0) = 0 \
                         AND NOT (s.span_kind = {} AND c.child_ns IS NOT NULL) \
-                       THEN 1 ELSE 0 END AS own_error \
+                       THEN 1 ELSE 0 END AS own_error, \
+                  CASE WHEN s.span_kind = {} AND c.child_ns IS NOT NULL THEN 1 ELSE 0 END \
+                    AS reaches \
                FROM s LEFT JOIN c ON s.trace_id = c.trace_id AND s.span_id = c.parent_span_id) \
          SELECT service_name, span_name, count(*) AS calls, sum(own_error) AS own_errors, \
                 approx_percentile_cont(CAST(self_ns AS DOUBLE), 0.5) AS self_p50, \
                 approx_percentile_cont(CAST(self_ns AS DOUBLE), 0.95) AS self_p95, \
                 first_value(trace_id ORDER BY self_ns DESC) AS slowest_trace, \
-                max(CASE WHEN own_error = 1 THEN trace_id END) AS error_trace \
+                max(CASE WHEN own_error = 1 THEN trace_id END) AS error_trace, \
+                CAST(max(reaches) AS DOUBLE) AS reaches_service \
          FROM o GROUP BY 1, 2",
         w.sql(),
         StatusCode::Error,
         SpanKind::Consumer,
         SpanKind::Client,
         StatusCode::Error,
+        SpanKind::Client,
         SpanKind::Client
     )
 }
@@ -81,6 +89,7 @@ pub async fn operations(ctx: &Session, w: Window) -> Result<Operations, EvalErro
         let (calls, errors) = (floats(&b, "calls")?, floats(&b, "own_errors")?);
         let (p50, p95) = (floats(&b, "self_p50")?, floats(&b, "self_p95")?);
         let (slowest, error) = (strings(&b, "slowest_trace")?, strings(&b, "error_trace")?);
+        let reaches = floats(&b, "reaches_service")?;
         for i in 0..b.num_rows() {
             let value =
                 |a: &arrow::array::Float64Array| if a.is_null(i) { 0.0 } else { a.value(i) };
@@ -93,6 +102,7 @@ pub async fn operations(ctx: &Session, w: Window) -> Result<Operations, EvalErro
                     self_p95: value(&p95) / 1e9,
                     slowest_trace: text(&slowest, i).to_string(),
                     error_trace: text(&error, i).to_string(),
+                    reaches_service: value(&reaches) > 0.0,
                 },
             );
         }
