@@ -83,7 +83,7 @@ pub async fn log_surges(
     ctx: &Session,
     window: Window,
     baseline: Window,
-    ran: &BTreeSet<&str>,
+    ran: &BTreeSet<String>,
     in_scope: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Vec<LogSurge>, EvalError> {
     let (after, before) = (patterns(ctx, window).await?, patterns(ctx, baseline).await?);
@@ -93,7 +93,7 @@ pub async fn log_surges(
     let known: BTreeSet<&str> = before
         .keys()
         .map(|(svc, _)| svc.as_str())
-        .chain(ran.iter().copied())
+        .chain(ran.iter().map(String::as_str))
         .collect();
     let mut out = Vec::new();
     for ((service, pattern), a) in after {

@@ -293,7 +293,6 @@ pub async fn analyse(
     let mut suspects: BTreeMap<String, Suspect> = BTreeMap::new();
 
     let ran = blame_spans(ctx, w, &in_scope, &mut suspects).await?;
-    let ran: BTreeSet<&str> = ran.iter().map(String::as_str).collect();
     let (after_waits, before_waits) = (waits(ctx, w.window).await?, waits(ctx, w.baseline).await?);
     blame_waits(&before_waits, &after_waits, &in_scope, &mut suspects);
     let log_patterns = log_surges(ctx, w.window, w.baseline, &ran, &in_scope).await?;

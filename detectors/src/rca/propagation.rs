@@ -82,7 +82,7 @@ pub fn demote(suspects: &mut [Suspect], edges: &BTreeSet<(String, String)>, floo
         .filter(|s| s.score >= floor)
         .map(|s| (s.service.as_str(), (s.score, s.cause)))
         .collect();
-    let mut demoted: Vec<(usize, f64, Vec<String>)> = Vec::new();
+    let mut demoted: Vec<(usize, f64, Vec<String>, Direction)> = Vec::new();
     for (i, s) in suspects.iter().enumerate() {
         let Some((direction, causes)) = explained_from(s.cause) else {
             continue;
@@ -101,18 +101,18 @@ pub fn demote(suspects: &mut [Suspect], edges: &BTreeSet<(String, String)>, floo
         let others: f64 = explainers.iter().map(|e| e.1).sum();
         if others > 0.0 && s.score > 0.0 {
             let names = explainers.iter().map(|e| e.0.to_string()).collect();
-            demoted.push((i, s.score / (s.score + others), names));
+            demoted.push((i, s.score / (s.score + others), names, direction));
         }
     }
-    for (i, keeps, names) in demoted {
+    for (i, keeps, names, direction) in demoted {
         let s = &mut suspects[i];
         s.score *= keeps;
         s.reasons.push(format!(
             "explained in part by {} ({}): keeps {:.0}% of its score",
             names.join(", "),
-            match explained_from(s.cause) {
-                Some((Direction::Upstream, _)) => "upstream",
-                _ => "downstream",
+            match direction {
+                Direction::Upstream => "upstream",
+                Direction::Downstream => "downstream",
             },
             keeps * 100.0
         ));

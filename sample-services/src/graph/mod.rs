@@ -57,6 +57,16 @@ fn leak(name: &str) -> &'static str {
     Box::leak(name.to_string().into_boxed_str())
 }
 
+/// The RPC semantic-convention attributes of a call to `operation` of `service`, on both
+/// its CLIENT and SERVER spans.
+fn rpc_attributes(service: &str, operation: &str) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new("rpc.system", "grpc"),
+        KeyValue::new("rpc.service", service.to_string()),
+        KeyValue::new("rpc.method", operation.to_string()),
+    ]
+}
+
 impl Graph {
     /// Starts every service of `topology`, telemetry exported as `export` says.
     pub fn start(topology: Topology, export: &Export) -> Result<Arc<Graph>, TelemetryError> {
@@ -162,11 +172,7 @@ impl Graph {
                 .tracer()
                 .span_builder(operation.to_string())
                 .with_kind(SpanKind::Server)
-                .with_attributes(t.span_attributes(vec![
-                    KeyValue::new("rpc.system", "grpc"),
-                    KeyValue::new("rpc.service", service.to_string()),
-                    KeyValue::new("rpc.method", operation.to_string()),
-                ]))
+                .with_attributes(t.span_attributes(rpc_attributes(service, operation)))
                 .start_with_context(t.tracer(), &parent);
             let cx = parent.with_span(span);
             let result = self
@@ -244,12 +250,11 @@ impl Graph {
             .tracer()
             .span_builder(format!("{service}/{operation}"))
             .with_kind(SpanKind::Client)
-            .with_attributes(t.span_attributes(vec![
-                KeyValue::new("rpc.system", "grpc"),
-                KeyValue::new("rpc.service", service.to_string()),
-                KeyValue::new("rpc.method", operation.to_string()),
-                KeyValue::new("server.address", service.to_string()),
-            ]))
+            .with_attributes(t.span_attributes({
+                let mut attributes = rpc_attributes(service, operation);
+                attributes.push(KeyValue::new("server.address", service.to_string()));
+                attributes
+            }))
             .start_with_context(t.tracer(), &Context::current());
         let cx = Context::current().with_span(span);
         let mut headers = BTreeMap::new();
